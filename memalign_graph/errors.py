@@ -1,0 +1,28 @@
+"""The errors a user can meet, each one saying what went wrong and what to change."""
+
+from __future__ import annotations
+
+
+class MemAlignError(Exception):
+    """Base class for every error this library raises on purpose."""
+
+
+class InvalidValueError(MemAlignError, ValueError):
+    """A record or a verdict does not fit the judge: the message names the field and the fix."""
+
+
+class ConfigurationError(MemAlignError):
+    """Something the library needs (a model, a store location) is not configured."""
+
+
+class VerdictParseError(MemAlignError):
+    """The judge model gave no valid verdict after every retry; nothing was made up in its place."""
+
+    def __init__(self, message: str, *, attempts: int, raw_outputs: list[str]) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.raw_outputs = raw_outputs
+
+
+class EpisodicStoreError(MemAlignError):
+    """The episodic store cannot be used as configured (for example a dimension mismatch)."""

@@ -1,0 +1,65 @@
+"""An expert's feedback on one judged example, and its stable id.
+
+The id is derived from the judged example (inputs, outputs, expectations), not from the expert's
+answer: a corrected verdict on the same example gets the same id and so overwrites the old one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from memalign_graph.state import FeedbackRecord
+
+
+class Feedback(BaseModel):
+    """What an expert said about one example: a value, a rationale, or both.
+
+    `judge_verdict` is the judge's own earlier value for the example, when known: an episode where
+    it differs from the expert's value is marked as a mistake the judge made.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    inputs: Any
+    outputs: Any = None
+    expectations: Any = None
+    value: Any = None
+    rationale: str | None = None
+    id: str | None = Field(default=None, min_length=1, max_length=200)
+    judge_verdict: Any = None
+
+    @model_validator(mode="after")
+    def _says_something(self) -> Feedback:
+        rationale = (self.rationale or "").strip()
+        if self.value is None and not rationale:
+            raise ValueError(
+                "Feedback needs a value, a rationale, or both: set value= (the expert's verdict) "
+                "and/or rationale= (why)."
+            )
+        return self
+
+    @property
+    def feedback_id(self) -> str:
+        return self.id or example_id(self.inputs, self.outputs, self.expectations)
+
+
+def example_id(inputs: Any, outputs: Any, expectations: Any) -> str:
+    """A deterministic id for a judged example, stable across processes and machines."""
+    canonical = json.dumps(
+        {"inputs": inputs, "outputs": outputs, "expectations": expectations},
+        sort_keys=True,
+        ensure_ascii=False,
+        default=str,
+    )
+    return "fb-" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:24]
+
+
+def content_hash(record: FeedbackRecord) -> str:
+    """A fingerprint of everything an expert said, to tell an unchanged repeat from a correction."""
+    keys = ("inputs", "outputs", "expectations", "value", "rationale", "judge_verdict")
+    canonical = json.dumps({key: record.get(key) for key in keys}, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -1,0 +1,254 @@
+"""`MemAlignJudge`: the two graphs behind a few methods, for people who do not want to wire graphs.
+
+It owns nothing the graphs do not: it opens the stores, compiles the alignment and judging graphs,
+runs alignment on the judge's memory thread (one at a time), and maps keys for `as_node`.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+from memalign_graph.alignment import create_alignment_graph
+from memalign_graph.config import memory_home, resolve_chat_model, resolve_embeddings
+from memalign_graph.episodic import EpisodicStore, QdrantEpisodicStore
+from memalign_graph.feedback import Feedback
+from memalign_graph.judging import create_judge_graph
+from memalign_graph.semantic import CheckpointSemanticMemory, memory_thread_id, rank_guidelines
+from memalign_graph.rendering import retrieval_text
+from memalign_graph.spec import JudgeSpec, check_identifier
+from memalign_graph.state import (
+    DEFAULT_NAMESPACE,
+    AlignmentContext,
+    AlignmentReport,
+    Guideline,
+    JudgeContext,
+    Verdict,
+)
+
+_alignment_locks: dict[str, threading.Lock] = {}
+_alignment_locks_guard = threading.Lock()
+
+
+def _alignment_lock(thread_id: str) -> threading.Lock:
+    """One lock per memory thread in this process: two alignments of a judge never interleave."""
+    with _alignment_locks_guard:
+        return _alignment_locks.setdefault(thread_id, threading.Lock())
+
+
+class MemAlignJudge:
+    """An LLM judge that learns from experts' feedback through semantic and episodic memory.
+
+    With no stores given, memory lives under `home` (or `MEMALIGN_HOME`, default `./.memalign`):
+    Qdrant local mode in `episodes/` and a SQLite checkpointer in `semantic.sqlite`. A Qdrant URL
+    (argument or `MEMALIGN_QDRANT_URL`) moves episodes to a server.
+    """
+
+    def __init__(
+        self,
+        spec: JudgeSpec,
+        model: str | BaseChatModel | None = None,
+        *,
+        embeddings: str | Embeddings | None = None,
+        namespace: str = DEFAULT_NAMESPACE,
+        home: str | Path | None = None,
+        qdrant_url: str | None = None,
+        qdrant_api_key: str | None = None,
+        episodic_store: EpisodicStore | None = None,
+        checkpointer: BaseCheckpointSaver | None = None,
+        judge_context: JudgeContext | None = None,
+        alignment_context: AlignmentContext | None = None,
+        max_concurrency: int = 4,
+    ) -> None:
+        JudgeSpec.model_validate(spec.model_dump())
+        check_identifier(namespace, field="namespace")
+        self.spec = spec
+        self.namespace = namespace
+        self.model = resolve_chat_model(model)
+        self.embeddings = resolve_embeddings(embeddings)
+        self.max_concurrency = max_concurrency
+        self.judge_context = replace(judge_context or JudgeContext(), namespace=namespace)
+        self.alignment_context = replace(alignment_context or AlignmentContext(), namespace=namespace)
+        self._closers: list[Any] = []
+        home_path = memory_home(home)
+        if episodic_store is None:
+            url = qdrant_url or os.environ.get("MEMALIGN_QDRANT_URL") or None
+            if url:
+                episodic_store = QdrantEpisodicStore(
+                    url=url, api_key=qdrant_api_key or os.environ.get("MEMALIGN_QDRANT_API_KEY") or None
+                )
+            else:
+                episodic_store = QdrantEpisodicStore(path=home_path / "episodes")
+            self._closers.append(episodic_store.close)
+        if checkpointer is None:
+            home_path.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(home_path / "semantic.sqlite", check_same_thread=False)
+            checkpointer = SqliteSaver(connection)
+            self._closers.append(connection.close)
+        self.episodic_store = episodic_store
+        self.checkpointer = checkpointer
+        self.semantic_memory = CheckpointSemanticMemory(checkpointer)
+        self.thread_id = memory_thread_id(spec.name, namespace)
+        self.alignment_graph = create_alignment_graph(
+            self.model, spec=spec, embeddings=self.embeddings, episodic_store=episodic_store, checkpointer=checkpointer
+        )
+        self.judge_graph = create_judge_graph(
+            self.model, spec=spec, embeddings=self.embeddings, episodic_store=episodic_store,
+            semantic_memory=self.semantic_memory,
+        )
+
+    # -- judging -------------------------------------------------------------------------------
+
+    def judge(self, *, inputs: Any, outputs: Any = None, expectations: Any = None) -> Verdict:
+        """Judge one example with everything the judge has learned."""
+        result = self.judge_graph.invoke(
+            _example(inputs, outputs, expectations), context=self.judge_context
+        )
+        return result["verdict"]
+
+    async def ajudge(self, *, inputs: Any, outputs: Any = None, expectations: Any = None) -> Verdict:
+        result = await self.judge_graph.ainvoke(
+            _example(inputs, outputs, expectations), context=self.judge_context
+        )
+        return result["verdict"]
+
+    def batch(self, examples: Sequence[dict[str, Any]], *, max_concurrency: int | None = None) -> list[Verdict]:
+        """Judge many examples with bounded concurrency; each is a dict of inputs/outputs/expectations."""
+        config = RunnableConfig(max_concurrency=max_concurrency or self.max_concurrency)
+        results = self.judge_graph.batch(
+            [_example(**example) for example in examples], config, context=self.judge_context
+        )
+        return [result["verdict"] for result in results]
+
+    async def abatch(self, examples: Sequence[dict[str, Any]], *, max_concurrency: int | None = None) -> list[Verdict]:
+        config = RunnableConfig(max_concurrency=max_concurrency or self.max_concurrency)
+        results = await self.judge_graph.abatch(
+            [_example(**example) for example in examples], config, context=self.judge_context
+        )
+        return [result["verdict"] for result in results]
+
+    # -- alignment and forgetting --------------------------------------------------------------
+
+    def align(self, feedback: Iterable[Feedback | dict[str, Any]] = (), *, forget: Iterable[str] = (),
+              forget_guidelines: Iterable[str] = ()) -> AlignmentReport:
+        """Learn from feedback (and forget ids) in one alignment run; re-sending known feedback is a no-op."""
+        payload = {
+            "feedback": [item.model_dump() if isinstance(item, Feedback) else dict(item) for item in feedback],
+            "forget": list(forget),
+            "forget_guidelines": list(forget_guidelines),
+        }
+        with _alignment_lock(self.thread_id):
+            result = self.alignment_graph.invoke(payload, self._memory_config(), context=self.alignment_context)
+        return result["report"]
+
+    def forget(self, feedback_ids: Iterable[str]) -> AlignmentReport:
+        """Delete feedback: its episode, its share of every guideline, and guidelines left with none."""
+        return self.align(forget=feedback_ids)
+
+    def forget_guidelines(self, guideline_ids: Iterable[str]) -> AlignmentReport:
+        return self.align(forget_guidelines=guideline_ids)
+
+    # -- inspection and rollback ---------------------------------------------------------------
+
+    def guidelines(self) -> list[Guideline]:
+        """The current guidelines, most supported first (embeddings left out)."""
+        snapshot = self.semantic_memory.read(self.spec.name, self.namespace)
+        return [_without_embedding(guideline) for guideline in snapshot.guidelines]
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every version of semantic memory, newest first: one per completed alignment or rollback."""
+        versions = []
+        for snapshot in self.alignment_graph.get_state_history(self._memory_config()):
+            if snapshot.next:
+                continue
+            values = snapshot.values
+            versions.append({
+                "checkpoint_id": snapshot.config["configurable"]["checkpoint_id"],
+                "created_at": snapshot.created_at,
+                "guidelines": len(values.get("guidelines") or {}),
+                "feedback": len(values.get("records") or {}),
+            })
+        return [version for version in versions if version["created_at"]]
+
+    def rollback(self, checkpoint_id: str) -> None:
+        """Make an earlier version of memory current again, episodes included; history keeps both."""
+        with _alignment_lock(self.thread_id):
+            old = self.alignment_graph.get_state(
+                {"configurable": {"thread_id": self.thread_id, "checkpoint_id": checkpoint_id}}
+            )
+            if not old.values:
+                raise ValueError(f"checkpoint_id: {checkpoint_id!r} is not a version of this judge's memory; see history().")
+            records = old.values.get("records") or {}
+            current = self.alignment_graph.get_state(self._memory_config()).values.get("records") or {}
+            stale = set(current) - set(records) | {key for key in records if key in current and current[key]["content_hash"] != records[key]["content_hash"]}
+            self.episodic_store.delete(self.spec.name, self.namespace, sorted(stale))
+            restore = [
+                record for key, record in records.items()
+                if (key in stale or key not in current)
+                and (self.alignment_context.keep_episodes == "all" or record["judge_was_wrong"] is not False)
+            ]
+            if restore:
+                texts = [retrieval_text(record, max_tokens=self.alignment_context.field_token_budget) for record in restore]
+                self.episodic_store.upsert(
+                    self.spec.name, self.namespace, restore, texts, self.embeddings.embed_documents(texts)
+                )
+            self.alignment_graph.update_state(
+                self._memory_config(),
+                {"guidelines": old.values.get("guidelines") or {}, "records": records},
+                as_node="write_memory",
+            )
+
+    # -- the judge inside a user's graph -------------------------------------------------------
+
+    def as_node(self, *, inputs_key: str = "inputs", outputs_key: str | None = "outputs",
+                expectations_key: str | None = None, verdict_key: str = "verdict") -> RunnableLambda:
+        """A node for a user's `StateGraph`: reads the mapped keys, writes the verdict under `verdict_key`."""
+
+        def pick(state: dict[str, Any]) -> dict[str, Any]:
+            return _example(
+                state[inputs_key],
+                state.get(outputs_key) if outputs_key else None,
+                state.get(expectations_key) if expectations_key else None,
+            )
+
+        def run(state: dict[str, Any]) -> dict[str, Any]:
+            return {verdict_key: self.judge(**pick(state))}
+
+        async def arun(state: dict[str, Any]) -> dict[str, Any]:
+            return {verdict_key: await self.ajudge(**pick(state))}
+
+        return RunnableLambda(run, afunc=arun, name=f"judge:{self.spec.name}")
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        while self._closers:
+            self._closers.pop()()
+
+    def __enter__(self) -> MemAlignJudge:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _memory_config(self) -> RunnableConfig:
+        return {"configurable": {"thread_id": self.thread_id}, "max_concurrency": self.max_concurrency}
+
+
+def _example(inputs: Any, outputs: Any = None, expectations: Any = None) -> dict[str, Any]:
+    return {"inputs": inputs, "outputs": outputs, "expectations": expectations}
+
+
+def _without_embedding(guideline: Guideline) -> Guideline:
+    return {key: value for key, value in guideline.items() if key != "embedding"}  # type: ignore[return-value]

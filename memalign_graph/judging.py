@@ -1,0 +1,153 @@
+"""The judging graph: input -> verdict, through both memories.
+
+START -> retrieve -> build_working_memory -> judge -> parse -> END, with parse looping back to judge
+when the model's answer is not a valid value, until the attempts run out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import RetryPolicy
+
+from memalign_graph.episodic import EpisodicStore
+from memalign_graph.errors import InvalidValueError, VerdictParseError
+from memalign_graph.prompts import JUDGE_RETRY_PROMPT, JUSTIFICATION_FIELD
+from memalign_graph.rendering import retrieval_text
+from memalign_graph.semantic import SemanticMemoryReader
+from memalign_graph.spec import JudgeSpec
+from memalign_graph.state import JudgeContext, JudgeInput, JudgeOutput, JudgeState, Verdict
+from memalign_graph.structured import StructuredOutputError, invoke_structured
+from memalign_graph.working_memory import build_judge_prompt
+
+# Transient model errors (timeouts, rate limits, 5xx) are retried by LangGraph; a bad answer is
+# retried by the parse loop instead, with the reason fed back to the model.
+MODEL_RETRY = RetryPolicy(max_attempts=3, initial_interval=0.5, backoff_factor=2.0)
+
+
+def verdict_schema(spec: JudgeSpec) -> dict[str, Any]:
+    """The JSON schema of a verdict: rationale first, so the model reasons before it decides."""
+    return {
+        "title": "verdict",
+        "description": f"The verdict of judge {spec.name}.",
+        "type": "object",
+        "properties": {
+            "rationale": {"type": "string", "description": JUSTIFICATION_FIELD},
+            "value": {**spec.output.json_schema(), "description": spec.output.describe()},
+        },
+        "required": ["rationale", "value"],
+        "additionalProperties": False,
+    }
+
+
+def create_judge_graph(
+    model: BaseChatModel,
+    /,
+    *,
+    spec: JudgeSpec,
+    embeddings: Embeddings,
+    episodic_store: EpisodicStore,
+    semantic_memory: SemanticMemoryReader,
+    name: str | None = None,
+) -> CompiledStateGraph:
+    """Compile the judging graph for one judge. Per-run settings come from `JudgeContext`."""
+    schema = verdict_schema(spec)
+
+    def retrieve(state: JudgeState, runtime: Runtime[JudgeContext]) -> dict[str, Any]:
+        """Fetch both memories: every guideline, and the k past examples nearest to this input."""
+        context = runtime.context or JudgeContext()
+        example = spec.validate_record(state, where="input")
+        snapshot = semantic_memory.read(spec.name, context.namespace)
+        episodes = []
+        if context.k > 0:
+            vector = embeddings.embed_query(retrieval_text(example, max_tokens=context.field_token_budget))
+            episodes = episodic_store.search(spec.name, context.namespace, vector, context.k)
+        return {**example, "guidelines": snapshot.guidelines, "episodes": episodes, "attempts": 0,
+                "raw_outputs": [], "error": None}
+
+    def build_working_memory(state: JudgeState, runtime: Runtime[JudgeContext]) -> dict[str, Any]:
+        """Lay out the prompt within budget: instructions and guidelines first, examples last."""
+        context = runtime.context or JudgeContext()
+        memory = build_judge_prompt(
+            spec,
+            state,
+            state.get("guidelines", []),
+            state.get("episodes", []),
+            guideline_token_budget=context.guideline_token_budget,
+            field_token_budget=context.field_token_budget,
+        )
+        return {"working_memory": memory}
+
+    def judge(state: JudgeState) -> dict[str, Any]:
+        """Ask the model for a rationale and a typed value; a bad answer is retried with its reason."""
+        memory = state["working_memory"]
+        messages = [SystemMessage(memory["system"]), HumanMessage(memory["user"])]
+        if state.get("error") and state.get("raw_outputs"):
+            messages += [
+                AIMessage(state["raw_outputs"][-1]),
+                HumanMessage(JUDGE_RETRY_PROMPT.format(error=state["error"], value_description=spec.output.describe())),
+            ]
+        attempts = state.get("attempts", 0) + 1
+        try:
+            answer, raw = invoke_structured(model, schema, messages)
+        except StructuredOutputError as error:
+            return {"answer": {}, "error": str(error), "attempts": attempts,
+                    "raw_outputs": [*state.get("raw_outputs", []), error.raw]}
+        return {"answer": answer, "error": None, "attempts": attempts,
+                "raw_outputs": [*state.get("raw_outputs", []), raw]}
+
+    def parse(state: JudgeState, runtime: Runtime[JudgeContext]) -> dict[str, Any]:
+        """Hold the answer to the output type; never turn a bad answer into a verdict."""
+        context = runtime.context or JudgeContext()
+        error = state.get("error")
+        answer = state.get("answer") or {}
+        value: Any = None
+        if error is None:
+            try:
+                value = spec.output.validate_value(answer.get("value"), field="value")
+            except InvalidValueError as invalid:
+                error = str(invalid)
+        if error is None:
+            rationale = str(answer.get("rationale") or "").strip()
+            memory = state["working_memory"]
+            verdict = Verdict(
+                key=spec.name,
+                score=value,
+                comment=rationale,
+                metadata={
+                    "judge": spec.name,
+                    "namespace": context.namespace,
+                    "guideline_ids": memory["guideline_ids"],
+                    "episode_ids": memory["episode_ids"],
+                    "attempts": state["attempts"],
+                },
+            )
+            return {"verdict": verdict, "error": None}
+        if state["attempts"] >= context.max_parse_attempts:
+            raise VerdictParseError(
+                f"Judge {spec.name!r} gave no valid verdict in {state['attempts']} attempts; last problem: {error}",
+                attempts=state["attempts"],
+                raw_outputs=list(state.get("raw_outputs", [])),
+            )
+        return {"error": error}
+
+    def after_parse(state: JudgeState) -> str:
+        return "judge" if state.get("error") else END
+
+    builder = StateGraph(JudgeState, context_schema=JudgeContext, input_schema=JudgeInput, output_schema=JudgeOutput)
+    builder.add_node("retrieve", retrieve)
+    builder.add_node("build_working_memory", build_working_memory)
+    builder.add_node("judge", judge, retry_policy=MODEL_RETRY)
+    builder.add_node("parse", parse)
+    builder.add_edge(START, "retrieve")
+    builder.add_edge("retrieve", "build_working_memory")
+    builder.add_edge("build_working_memory", "judge")
+    builder.add_edge("judge", "parse")
+    builder.add_conditional_edges("parse", after_parse, ["judge", END])
+    return builder.compile(name=name or f"judge:{spec.name}")

@@ -1,0 +1,100 @@
+"""Turning judged values into bounded, delimited prompt text.
+
+Judged texts and expert feedback are data, never instructions: every value goes inside a named tag,
+and anything in the data that looks like one of our tags is neutralized so it cannot close it early.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langchain_core.messages import BaseMessage
+
+CHARS_PER_TOKEN = 4
+_TAG_NAMES = (
+    "inputs", "outputs", "expectations", "response_a", "response_b", "example", "feedback",
+    "guideline", "guidelines", "judge_verdict", "expert_value", "expert_rationale", "examples",
+)
+_TAG_PATTERN = re.compile(r"<(/?)\s*(" + "|".join(_TAG_NAMES) + r")\b", re.IGNORECASE)
+
+
+def approximate_tokens(text: str) -> int:
+    """A provider-neutral token estimate (4 characters a token), good enough for budgets."""
+    return -(-len(text) // CHARS_PER_TOKEN)
+
+
+def truncate(text: str, max_tokens: int) -> str:
+    """Cut `text` to about `max_tokens`, keeping head and tail and saying how much was dropped."""
+    limit = max_tokens * CHARS_PER_TOKEN
+    if len(text) <= limit:
+        return text
+    marker = f"\n[... {len(text) - limit} characters truncated ...]\n"
+    head = (limit * 3) // 4
+    tail = limit - head
+    return text[:head] + marker + (text[-tail:] if tail > 0 else "")
+
+
+def render_value(value: Any) -> str:
+    """Readable text for a judged value: strings as they are, conversations as turns, the rest as JSON."""
+    if isinstance(value, str):
+        return value
+    if _is_conversation(value):
+        return "\n".join(_render_turn(turn) for turn in value)
+    return json.dumps(value, ensure_ascii=False, indent=2, default=str)
+
+
+def delimit(tag: str, text: str, **attributes: str) -> str:
+    """Wrap data in a tag the prompt names as data; tags inside the data are defused."""
+    attrs = "".join(f' {key}="{value}"' for key, value in attributes.items())
+    safe = _TAG_PATTERN.sub(lambda m: f"<{m.group(1)}\u200b{m.group(2)}", text)
+    return f"<{tag}{attrs}>\n{safe}\n</{tag}>"
+
+
+def render_fields(fields: Mapping[str, Any], *, max_tokens_per_field: int) -> str:
+    """The judged fields of one example, each delimited and truncated to its budget."""
+    parts: list[str] = []
+    for name in ("inputs", "outputs", "expectations"):
+        if fields.get(name) is None:
+            continue
+        value = fields[name]
+        if name == "outputs" and isinstance(value, Mapping) and set(value) == {"A", "B"}:
+            for side in ("A", "B"):
+                text = truncate(render_value(value[side]), max_tokens_per_field)
+                parts.append(delimit(f"response_{side.lower()}", text))
+            continue
+        parts.append(delimit(name, truncate(render_value(value), max_tokens_per_field)))
+    return "\n".join(parts)
+
+
+def retrieval_text(fields: Mapping[str, Any], *, max_tokens: int) -> str:
+    """The text embedded for retrieval: what was judged (inputs and outputs), not the verdict."""
+    pieces = [render_value(fields[name]) for name in ("inputs", "outputs") if fields.get(name) is not None]
+    return truncate("\n\n".join(pieces), max_tokens)
+
+
+def _is_conversation(value: Any) -> bool:
+    if isinstance(value, str) or not isinstance(value, Sequence) or not value:
+        return False
+    return all(
+        isinstance(turn, BaseMessage) or (isinstance(turn, Mapping) and "role" in turn and "content" in turn)
+        for turn in value
+    )
+
+
+def _render_turn(turn: BaseMessage | Mapping[str, Any]) -> str:
+    if isinstance(turn, BaseMessage):
+        role, content = turn.type, turn.content
+        tool_calls = getattr(turn, "tool_calls", None) or []
+    else:
+        role, content = str(turn["role"]), turn["content"]
+        tool_calls = turn.get("tool_calls") or []
+    text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False, default=str)
+    calls = "".join(
+        f"\n  -> tool call {call.get('name')}({json.dumps(call.get('args'), ensure_ascii=False, default=str)})"
+        for call in tool_calls
+        if isinstance(call, Mapping)
+    )
+    return f"{role}: {text}{calls}"

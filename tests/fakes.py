@@ -1,0 +1,185 @@
+"""Small fakes shared by the tests: a scripted chat model and a bag-of-words embedding.
+
+LangChain's stock fake chat models raise NotImplementedError on `with_structured_output`, and
+`DeterministicFakeEmbedding` gives unrelated vectors to related texts, so neither can exercise
+retrieval order or dedupe. These fakes can, and they never touch the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.embeddings import Embeddings
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import RunnableLambda
+from pydantic import ConfigDict, PrivateAttr
+
+FEEDBACK_PATTERN = re.compile(r'<feedback id="([^"]+)">(.*?)</feedback>', re.DOTALL)
+RATIONALE_PATTERN = re.compile(r"<expert_rationale>\n(.*?)\n</expert_rationale>", re.DOTALL)
+GUIDELINE_PATTERN = re.compile(r"^- \[(gl-[0-9a-f]+)\] (.*)$", re.MULTILINE)
+
+Answer = dict[str, Any] | str | Exception
+
+
+def learned_rule_policy(default: Any) -> Callable[[str, str], dict[str, Any]]:
+    """A judge that answers `default` unless a guideline or a shown example says 'answer X when Y'.
+
+    Guidelines the fake distiller writes read "Answer <value> when the text mentions <word>."; the
+    judge applies the first one whose word appears in the judged example, as a real model would.
+    """
+
+    rule = re.compile(r"Answer (\S+) when the text mentions (\S+?)\.")
+
+    def policy(system: str, user: str) -> dict[str, Any]:
+        judged = user.split("Judge this example:", 1)[-1].lower()
+        for value, word in rule.findall(system):
+            if word.lower() in judged:
+                return {"rationale": f"A guideline says to answer {value} when {word} appears.", "value": _typed(value)}
+        return {"rationale": "No guideline applies; default verdict.", "value": default}
+
+    return policy
+
+
+def rationale_distiller(prompt: str) -> dict[str, Any]:
+    """Each feedback with a rationale becomes one guideline: its rationale, credited to its id."""
+    guidelines = []
+    for feedback_id, body in FEEDBACK_PATTERN.findall(prompt):
+        rationale = RATIONALE_PATTERN.search(body)
+        if rationale:
+            guidelines.append({"text": rationale.group(1).strip(), "feedback_ids": [feedback_id]})
+    return {"guidelines": guidelines}
+
+
+def _typed(word: str) -> Any:
+    lowered = word.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    try:
+        return int(word)
+    except ValueError:
+        return word
+
+
+class ScriptedChatModel(BaseChatModel):
+    """A chat model that answers by prompt kind (verdict, distillation, close call) and records every call.
+
+    Each kind takes a callable of the prompt text, or a list of scripted answers used in order (an
+    `Exception` in the list is raised, a `str` is returned as raw text). `structured=False` makes it a
+    model without native structured output, to exercise the JSON fallback.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    judge: Callable[[str, str], dict[str, Any]] | list[Answer] = learned_rule_policy(default=False)
+    distill: Callable[[str], dict[str, Any]] | list[Answer] = rationale_distiller
+    close_call: Callable[[str], dict[str, Any]] | list[Answer] = lambda prompt: {"relation": "same", "merged": ""}
+    structured: bool = True
+    latency_s: float = 0.0
+
+    _calls: list[dict[str, Any]] = PrivateAttr(default_factory=list)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _in_flight: int = PrivateAttr(default=0)
+    _max_in_flight: int = PrivateAttr(default=0)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted-fake"
+
+    @property
+    def calls(self) -> list[dict[str, Any]]:
+        return list(self._calls)
+
+    def calls_of(self, kind: str) -> list[dict[str, Any]]:
+        return [call for call in self._calls if call["kind"] == kind]
+
+    @property
+    def max_in_flight(self) -> int:
+        return self._max_in_flight
+
+    def with_structured_output(self, schema: Any, *, include_raw: bool = False, **kwargs: Any) -> RunnableLambda:
+        if not self.structured:
+            raise NotImplementedError
+        kind = schema["title"]
+
+        def answer(messages: list[BaseMessage]) -> Any:
+            raw = self._answer(kind, messages)
+            try:
+                parsed = json.loads(raw)
+                error = None
+            except json.JSONDecodeError as exc:
+                parsed, error = None, exc
+            message = AIMessage(raw)
+            return {"raw": message, "parsed": parsed, "parsing_error": error} if include_raw else parsed
+
+        return RunnableLambda(answer)
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        text = "\n".join(str(message.content) for message in messages)
+        kind = next(
+            (title for title in ("verdict", "distilled_guidelines", "guideline_comparison") if f'"title": "{title}"' in text),
+            "verdict",
+        )
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(self._answer(kind, messages)))])
+
+    def _answer(self, kind: str, messages: list[BaseMessage]) -> str:
+        system = str(messages[0].content) if messages else ""
+        user = "\n".join(str(message.content) for message in messages[1:])
+        with self._lock:
+            self._calls.append({"kind": kind, "system": system, "user": user, "messages": messages})
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
+        try:
+            if self.latency_s:
+                time.sleep(self.latency_s)
+            script = {"verdict": self.judge, "distilled_guidelines": self.distill, "guideline_comparison": self.close_call}[kind]
+            if isinstance(script, list):
+                with self._lock:
+                    if not script:
+                        raise AssertionError(f"the test scripted no more {kind} answers")
+                    result = script.pop(0)
+            elif kind == "verdict":
+                result = script(system, user)
+            else:
+                result = script(system + "\n" + user)
+            if isinstance(result, Exception):
+                raise result
+            return result if isinstance(result, str) else json.dumps(result)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+
+class BagOfWordsEmbeddings(Embeddings):
+    """Texts sharing words get close vectors: enough to test retrieval order and dedupe offline."""
+
+    def __init__(self, dimensions: int = 256) -> None:
+        self.dimensions = dimensions
+        self.embedded: list[str] = []
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.embedded.extend(texts)
+        return [self._vector(text) for text in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._vector(text)
+
+    def _vector(self, text: str) -> list[float]:
+        vector = [0.0] * self.dimensions
+        for word in re.findall(r"[a-z0-9]+", text.lower()):
+            index = int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dimensions
+            vector[index] += 1.0
+        norm = math.sqrt(sum(value * value for value in vector)) or 1.0
+        if norm == 1.0 and not any(vector):
+            vector[0] = 1.0
+        return [value / norm for value in vector]
