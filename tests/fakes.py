@@ -60,6 +60,13 @@ def rationale_distiller(prompt: str) -> dict[str, Any]:
     return {"guidelines": guidelines}
 
 
+def literal_comparison(prompt: str) -> dict[str, Any]:
+    """Guidelines are 'same' when their words are, 'different' otherwise: a cautious comparer."""
+    existing, new = (part.split("\n\n")[0].strip() for part in prompt.split("guideline:\n")[1:3])
+    words = [re.findall(r"[a-z0-9]+", text.lower()) for text in (existing, new)]
+    return {"relation": "same", "merged": existing} if words[0] == words[1] else {"relation": "different", "merged": ""}
+
+
 def _typed(word: str) -> Any:
     lowered = word.lower()
     if lowered in ("true", "false"):
@@ -82,7 +89,7 @@ class ScriptedChatModel(BaseChatModel):
 
     judge: Callable[[str, str], dict[str, Any]] | list[Answer] = learned_rule_policy(default=False)
     distill: Callable[[str], dict[str, Any]] | list[Answer] = rationale_distiller
-    close_call: Callable[[str], dict[str, Any]] | list[Answer] = lambda prompt: {"relation": "same", "merged": ""}
+    close_call: Callable[[str], dict[str, Any]] | list[Answer] = lambda prompt: literal_comparison(prompt)
     structured: bool = True
     latency_s: float = 0.0
 

@@ -1,0 +1,209 @@
+"""The alignment graph: distill in parallel, dedupe, write both memories, keep failures pending."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from fakes import BagOfWordsEmbeddings, ScriptedChatModel, rationale_distiller
+from memalign_graph import (
+    AlignmentContext,
+    Categorical,
+    Feedback,
+    InvalidValueError,
+    JudgeSpec,
+    MemAlignJudge,
+    Score,
+)
+
+
+def fb(n: int, rationale: str | None = None, value: Any = True, **extra: Any) -> Feedback:
+    return Feedback(id=f"fb-{n}", inputs=f"customer message {n}", outputs=f"bot reply {n}", value=value,
+                    rationale=rationale, **extra)
+
+
+def test_alignment_writes_guidelines_with_provenance_and_episodes(make_judge, tone_spec) -> None:
+    judge = make_judge(tone_spec)
+    report = judge.align([
+        fb(1, "Answer true when the text mentions sorry.", judge_verdict=False),
+        fb(2, value=False),  # label only
+    ])
+    assert report["added"] == ["fb-1", "fb-2"] and report["distilled"] == ["fb-1", "fb-2"]
+    assert report["pending"] == [] and report["failed_batches"] == []
+    [guideline] = judge.guidelines()
+    assert guideline["text"] == "Answer true when the text mentions sorry."
+    assert guideline["feedback_ids"] == ["fb-1"]
+    assert judge.episodic_store.feedback_ids("support_tone", "default") == {"fb-1", "fb-2"}
+    [hit] = judge.episodic_store.search("support_tone", "default",
+                                        judge.embeddings.embed_query("customer message 1 bot reply 1"), 1)
+    assert hit["feedback_id"] == "fb-1" and hit["judge_was_wrong"] is True and hit["judge_verdict"] is False
+
+
+def test_rationale_only_feedback_is_distilled_and_kept(make_judge, tone_spec) -> None:
+    judge = make_judge(tone_spec)
+    report = judge.align([Feedback(inputs="hi", outputs="hello", rationale="Answer true when the text mentions hello.")])
+    assert len(report["added"]) == 1 and len(judge.guidelines()) == 1
+
+
+def test_distillation_fans_out_in_parallel_and_respects_the_bound(make_judge, tone_spec) -> None:
+    model = ScriptedChatModel(latency_s=0.15)
+    judge = make_judge(tone_spec, model=model, max_concurrency=3,
+                       alignment_context=AlignmentContext(batch_size=2))
+    judge.align([fb(n, f"Mind x{n}a x{n}b x{n}c.") for n in range(12)])
+    distills = model.calls_of("distilled_guidelines")
+    assert len(distills) == 6
+    assert sorted(re.findall(r'<feedback id="(fb-\d+)">', "".join(c["user"] for c in distills))) == sorted(
+        f"fb-{n}" for n in range(12))
+    assert model.max_in_flight == 3  # parallel, and never more than max_concurrency
+    assert len(judge.guidelines()) == 12
+
+
+def test_each_distill_call_sees_current_guidelines_and_the_judges_verdict(make_judge, tone_spec, model) -> None:
+    judge = make_judge(tone_spec)
+    judge.align([fb(1, "Answer true when the text mentions sorry.")])
+    judge.align([fb(2, "Be kind.", judge_verdict=False, value=True)])
+    second = model.calls_of("distilled_guidelines")[-1]["user"]
+    assert "Answer true when the text mentions sorry." in second.split("Feedback to learn from:")[0]
+    assert "Judge's verdict: false (the judge was wrong)" in second
+    assert "Expert's verdict: true" in second
+
+
+def test_dedupe_merges_the_same_guideline_and_unites_provenance(make_judge, tone_spec, model) -> None:
+    judge = make_judge(tone_spec)
+    judge.align([fb(1, "Open with an apology, close with an offer of support.")])
+    report = judge.align([fb(2, "Open with an apology, close with an offer of support.")])
+    [guideline] = judge.guidelines()
+    assert guideline["feedback_ids"] == ["fb-1", "fb-2"]
+    assert report["guidelines_merged"] == [guideline["id"]] and report["guidelines_added"] == []
+    assert model.calls_of("guideline_comparison") == []  # identical: no LLM needed
+
+
+def close_call_judge(make_judge: Callable[..., MemAlignJudge], spec: JudgeSpec, answer: dict[str, str]) -> tuple[MemAlignJudge, ScriptedChatModel]:
+    model = ScriptedChatModel(close_call=[answer])
+    judge = make_judge(spec, model=model, alignment_context=AlignmentContext(merge_similarity=0.99, close_call_similarity=0.5))
+    judge.align([fb(1, "Prefer certified views over raw tables when answering data questions.")])
+    judge.align([fb(2, "Prefer certified views over raw tables when answering revenue questions.")])
+    return judge, model
+
+
+def test_close_calls_go_to_the_llm_which_may_merge(make_judge, tone_spec) -> None:
+    judge, model = close_call_judge(make_judge, tone_spec, {"relation": "same", "merged": "Prefer certified views over raw tables."})
+    assert len(model.calls_of("guideline_comparison")) == 1
+    [guideline] = judge.guidelines()
+    assert guideline["text"] == "Prefer certified views over raw tables."
+    assert guideline["feedback_ids"] == ["fb-1", "fb-2"]
+
+
+def test_a_conflict_keeps_one_guideline_following_the_newer_feedback(make_judge, tone_spec) -> None:
+    judge, _ = close_call_judge(make_judge, tone_spec, {"relation": "conflict", "merged": "Raw tables are fine for revenue."})
+    [guideline] = judge.guidelines()
+    assert guideline["text"] == "Raw tables are fine for revenue." and guideline["feedback_ids"] == ["fb-1", "fb-2"]
+
+
+def test_different_guidelines_both_stay(make_judge, tone_spec) -> None:
+    judge, _ = close_call_judge(make_judge, tone_spec, {"relation": "different", "merged": ""})
+    assert len(judge.guidelines()) == 2
+
+
+def test_a_failed_batch_stays_pending_and_is_distilled_next_time(make_judge, tone_spec) -> None:
+    broken = {"on": True}
+
+    def flaky(prompt: str) -> dict[str, Any]:
+        if broken["on"] and 'id="fb-3"' in prompt:
+            raise TimeoutError("model timed out")
+        return rationale_distiller(prompt)
+
+    model = ScriptedChatModel(distill=flaky)
+    judge = make_judge(tone_spec, model=model, alignment_context=AlignmentContext(batch_size=2, max_distill_attempts=2))
+    report = judge.align([fb(n, f"Mind x{n}a x{n}b x{n}c.") for n in range(1, 5)])
+    assert report["pending"] == ["fb-3", "fb-4"]
+    assert report["failed_batches"] == [{"feedback_ids": ["fb-3", "fb-4"], "error": "TimeoutError: model timed out"}]
+    assert sorted(id for g in judge.guidelines() for id in g["feedback_ids"]) == ["fb-1", "fb-2"]
+    assert judge.episodic_store.feedback_ids("support_tone", "default") == {"fb-1", "fb-2", "fb-3", "fb-4"}
+
+    broken["on"] = False
+    calls_before = len(model.calls_of("distilled_guidelines"))
+    report = judge.align([])
+    assert report["distilled"] == ["fb-3", "fb-4"] and report["pending"] == []
+    assert len(model.calls_of("distilled_guidelines")) == calls_before + 1
+    assert sorted(id for g in judge.guidelines() for id in g["feedback_ids"]) == ["fb-1", "fb-2", "fb-3", "fb-4"]
+
+
+def test_unparsable_distillation_is_retried_then_reported(make_judge, tone_spec) -> None:
+    model = ScriptedChatModel(distill=["not json", "still not json", "{\"guidelines\": 5}"])
+    judge = make_judge(tone_spec, model=model, alignment_context=AlignmentContext(max_distill_attempts=3))
+    report = judge.align([fb(1, "A rule.")])
+    assert report["pending"] == ["fb-1"] and "guidelines" in report["failed_batches"][0]["error"]
+    assert judge.guidelines() == []
+
+
+def test_models_without_structured_output_use_the_json_fallback(make_judge, tone_spec) -> None:
+    model = ScriptedChatModel(structured=False)
+    judge = make_judge(tone_spec, model=model)
+    judge.align([fb(1, "Answer true when the text mentions sorry.")])
+    assert [g["text"] for g in judge.guidelines()] == ["Answer true when the text mentions sorry."]
+    assert "Reply with one JSON object" in model.calls_of("distilled_guidelines")[0]["user"]
+    verdict = judge.judge(inputs="hello", outputs="so sorry")
+    assert verdict["score"] is True
+
+
+def test_realigning_embeds_only_new_records_and_skips_known_ones(make_judge, tone_spec, model, embeddings: BagOfWordsEmbeddings) -> None:
+    judge = make_judge(tone_spec)
+    first = [fb(n, f"Mind x{n}a x{n}b x{n}c.") for n in range(5)]
+    judge.align(first)
+    embedded_after_first = len(embeddings.embedded)
+    distills_after_first = len(model.calls_of("distilled_guidelines"))
+    report = judge.align([*first, fb(5, "Rule five is new.")])
+    assert report["unchanged"] == [f"fb-{n}" for n in range(5)] and report["added"] == ["fb-5"]
+    new_texts = embeddings.embedded[embedded_after_first:]
+    episode_texts = [text for text in new_texts if text.startswith("customer message")]
+    assert episode_texts == ["customer message 5\n\nbot reply 5"]
+    assert len(model.calls_of("distilled_guidelines")) == distills_after_first + 1
+    again = judge.align(first)
+    assert again["added"] == [] and again["unchanged"] == [f"fb-{n}" for n in range(5)]
+
+
+def test_bad_feedback_is_refused_naming_the_field_and_nothing_is_written(make_judge) -> None:
+    spec = JudgeSpec(name="grader", instructions="Grade it.", output=Categorical(labels=("good", "bad")))
+    judge = make_judge(spec)
+    judge.align([Feedback(id="ok", inputs="q", outputs="a", value="good", rationale="Fine.")])
+    with pytest.raises(InvalidValueError, match=r"feedback\[1\].value: 'excellent' is not one of the judge's labels"):
+        judge.align([Feedback(id="new", inputs="q2", outputs="a", value="good"),
+                     Feedback(inputs="q3", outputs="a", value="excellent")])
+    with pytest.raises(InvalidValueError, match=r"feedback\[0\].inputs: required by judge 'grader' but empty"):
+        judge.align([{"inputs": "  ", "outputs": "a", "value": "bad"}])
+    with pytest.raises(InvalidValueError, match=r"feedback\[0\]: .*needs a value, a rationale, or both"):
+        judge.align([{"inputs": "q", "outputs": "a"}])
+    assert judge.episodic_store.feedback_ids("grader", "default") == {"ok"}
+    assert len(judge.history()) == 1
+
+
+def test_scores_out_of_range_are_refused(make_judge) -> None:
+    spec = JudgeSpec(name="rubric", instructions="Score 1-5.", output=Score(low=1, high=5))
+    judge = make_judge(spec)
+    with pytest.raises(InvalidValueError, match=r"feedback\[0\].value: 7 is outside the judge's scale 1 to 5"):
+        judge.align([Feedback(inputs="q", outputs="a", value=7)])
+
+
+def test_duplicate_ids_with_different_content_in_one_batch_are_refused(make_judge, tone_spec) -> None:
+    judge = make_judge(tone_spec)
+    with pytest.raises(InvalidValueError, match=r"feedback\[1\].id: 'x' is also feedback\[0\] with different content"):
+        judge.align([Feedback(id="x", inputs="q", outputs="a", value=True),
+                     Feedback(id="x", inputs="q", outputs="a", value=False)])
+
+
+def test_ids_are_derived_from_the_judged_example(make_judge, tone_spec) -> None:
+    judge = make_judge(tone_spec)
+    first = judge.align([Feedback(inputs="q", outputs="a", value=True)])
+    corrected = judge.align([Feedback(inputs="q", outputs="a", value=False, rationale="Too curt.")])
+    assert corrected["updated"] == first["added"]
+    assert judge.episodic_store.count("support_tone", "default") == 1
+
+
+def test_keep_only_mistakes_as_episodes_when_configured(make_judge, tone_spec) -> None:
+    judge = make_judge(tone_spec, alignment_context=AlignmentContext(keep_episodes="mistakes"))
+    judge.align([fb(1, value=True, judge_verdict=True), fb(2, value=True, judge_verdict=False), fb(3, value=False)])
+    assert judge.episodic_store.feedback_ids("support_tone", "default") == {"fb-2", "fb-3"}
