@@ -10,7 +10,7 @@ earlier leaves memory exactly as it was, and a resumed run redoes its writes ide
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from memalign_graph.episodic import EpisodicStore
 from memalign_graph.errors import InvalidValueError
 from memalign_graph.feedback import Feedback, content_hash
+from memalign_graph.guidelines import guideline_id, prune_provenance
 from memalign_graph.prompts import (
     CLOSE_CALL_SYSTEM_PROMPT,
     CLOSE_CALL_USER_PROMPT,
@@ -50,7 +51,6 @@ from memalign_graph.state import (
     Guideline,
 )
 from memalign_graph.structured import StructuredOutputError, invoke_structured
-from memalign_graph.guidelines import guideline_id, prune_provenance
 from memalign_graph.working_memory import render_feedback, render_guidelines
 
 MAX_GUIDELINE_TOKENS = 120
@@ -119,18 +119,20 @@ def create_alignment_graph(
         incoming = _validated_records(spec, state.get("feedback") or [], records)
         forget_requested = set(state.get("forget") or [])
         unchanged = sorted(
-            record["id"] for record in incoming
+            record["id"]
+            for record in incoming
             if record["id"] in records and records[record["id"]]["content_hash"] == record["content_hash"]
         )
-        incoming = [record for record in incoming if record["id"] not in forget_requested and record["id"] not in unchanged]
+        incoming = [
+            record for record in incoming if record["id"] not in forget_requested and record["id"] not in unchanged
+        ]
         replaced = {record["id"] for record in incoming if record["id"] in records}
         leaving = (forget_requested & records.keys()) | replaced
         guidelines = prune_provenance(state.get("guidelines") or {}, leaving)
         for guideline_key in state.get("forget_guidelines") or []:
             guidelines.pop(guideline_key, None)
         pending = [
-            record for feedback_id, record in records.items()
-            if not record["distilled"] and feedback_id not in leaving
+            record for feedback_id, record in records.items() if not record["distilled"] and feedback_id not in leaving
         ]
         plan = AlignmentPlan(
             upsert=incoming,
@@ -156,10 +158,13 @@ def create_alignment_graph(
         to_distill = state["plan"]["distill"]
         if not to_distill:
             return "dedupe"
-        current = list(state["plan"]["guidelines"].values())
+        current = [
+            {key: value for key, value in guideline.items() if key != "embedding"}
+            for guideline in state["plan"]["guidelines"].values()
+        ]
         size = max(1, context.batch_size)
         return [
-            Send("distill", DistillTask(batch=to_distill[start:start + size], guidelines=current))
+            Send("distill", DistillTask(batch=to_distill[start : start + size], guidelines=current))
             for start in range(0, len(to_distill), size)
         ]
 
@@ -169,16 +174,22 @@ def create_alignment_graph(
         batch = task["batch"]
         ids = [record["id"] for record in batch]
         messages = [
-            SystemMessage(DISTILL_SYSTEM_PROMPT.format(
-                judge=spec.name, instructions=spec.instructions,
-                value_description=spec.output.describe(), data_notice=DATA_NOTICE,
-            )),
-            HumanMessage(DISTILL_USER_PROMPT.format(
-                guidelines=render_guidelines(task["guidelines"]),
-                feedback="\n\n".join(
-                    render_feedback(record, max_tokens_per_field=context.field_token_budget) for record in batch
-                ),
-            )),
+            SystemMessage(
+                DISTILL_SYSTEM_PROMPT.format(
+                    judge=spec.name,
+                    instructions=spec.instructions,
+                    value_description=spec.output.describe(),
+                    data_notice=DATA_NOTICE,
+                )
+            ),
+            HumanMessage(
+                DISTILL_USER_PROMPT.format(
+                    guidelines=render_guidelines(task["guidelines"]),
+                    feedback="\n\n".join(
+                        render_feedback(record, max_tokens_per_field=context.field_token_budget) for record in batch
+                    ),
+                )
+            ),
         ]
         last_error = ""
         for attempt in range(max(1, context.max_distill_attempts)):
@@ -196,8 +207,12 @@ def create_alignment_graph(
         context = runtime.context or AlignmentContext()
         plan = state["plan"]
         merged = _merge_drafts(
-            model, embeddings, plan["guidelines"], state.get("drafts") or [],
-            merge_at=context.merge_similarity, close_call_at=context.close_call_similarity,
+            model,
+            embeddings,
+            plan["guidelines"],
+            state.get("drafts") or [],
+            merge_at=context.merge_similarity,
+            close_call_at=context.close_call_similarity,
         )
         return {"plan": {**plan, "guidelines": merged}}
 
@@ -206,15 +221,8 @@ def create_alignment_graph(
         context = runtime.context or AlignmentContext()
         plan = state["plan"]
         failed = {feedback_id for failure in state.get("failures") or [] for feedback_id in failure["feedback_ids"]}
-        episodes = [
-            record for record in plan["upsert"]
-            if context.keep_episodes == "all" or record["judge_was_wrong"] is not False
-        ]
         episodic_store.delete(spec.name, context.namespace, plan["delete"])
-        if episodes:
-            texts = [retrieval_text(record, max_tokens=context.field_token_budget) for record in episodes]
-            vectors = embeddings.embed_documents(texts)
-            episodic_store.upsert(spec.name, context.namespace, episodes, texts, vectors)
+        write_episodes(episodic_store, embeddings, spec.name, context.namespace, plan["upsert"], context)
         records = {key: value for key, value in (state.get("records") or {}).items() if key not in plan["delete"]}
         for record in plan["distill"]:
             records[record["id"]] = {**record, "distilled": record["id"] not in failed}
@@ -230,7 +238,8 @@ def create_alignment_graph(
             failed_batches=list(state.get("failures") or []),
             guidelines_added=sorted(set(new) - set(old)),
             guidelines_merged=sorted(
-                key for key in set(new) & set(old)
+                key
+                for key in set(new) & set(old)
                 if new[key]["feedback_ids"] != old[key]["feedback_ids"] or new[key]["text"] != old[key]["text"]
             ),
             guidelines_removed=sorted(set(old) - set(new)),
@@ -252,6 +261,22 @@ def create_alignment_graph(
     return builder.compile(checkpointer=checkpointer, name=name or f"align:{spec.name}")
 
 
+def write_episodes(
+    store: EpisodicStore,
+    embeddings: Embeddings,
+    judge: str,
+    namespace: str,
+    records: list[FeedbackRecord],
+    context: AlignmentContext,
+) -> None:
+    """Embed and upsert the records that the episode policy keeps; only these records are embedded."""
+    kept = [record for record in records if context.keep_episodes == "all" or record["judge_was_wrong"] is not False]
+    if not kept:
+        return
+    texts = [retrieval_text(record, max_tokens=context.field_token_budget) for record in kept]
+    store.upsert(judge, namespace, kept, texts, embeddings.embed_documents(texts))
+
+
 def _check_identity(state: AlignmentState, judge: str, namespace: str) -> None:
     """A memory thread belongs to one judge and namespace; refuse to mix another one's feedback in."""
     for key, expected in (("judge", judge), ("namespace", namespace)):
@@ -265,7 +290,7 @@ def _check_identity(state: AlignmentState, judge: str, namespace: str) -> None:
 
 def _validated_records(spec: JudgeSpec, feedback: list[Any], known: dict[str, FeedbackRecord]) -> list[FeedbackRecord]:
     """Every incoming feedback as a ledger record, or an error naming the record and the field."""
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     records: dict[str, FeedbackRecord] = {}
     first_index: dict[str, int] = {}
     for index, item in enumerate(feedback):
@@ -274,13 +299,16 @@ def _validated_records(spec: JudgeSpec, feedback: list[Any], known: dict[str, Fe
             parsed = item if isinstance(item, Feedback) else Feedback.model_validate(item)
         except ValidationError as error:
             problems = "; ".join(
-                f"{'.'.join(str(part) for part in issue['loc']) or 'record'}: {issue['msg']}" for issue in error.errors()
+                f"{'.'.join(str(part) for part in issue['loc']) or 'record'}: {issue['msg']}"
+                for issue in error.errors()
             )
             raise InvalidValueError(f"{where}: {problems}") from error
-        fields = spec.validate_record(parsed.model_dump(), where=where)
+        fields = spec.validate_record(parsed.as_input(), where=where)
         value = None if parsed.value is None else spec.output.validate_value(parsed.value, field=f"{where}.value")
-        verdict = None if parsed.judge_verdict is None else spec.output.validate_value(
-            parsed.judge_verdict, field=f"{where}.judge_verdict"
+        verdict = (
+            None
+            if parsed.judge_verdict is None
+            else spec.output.validate_value(parsed.judge_verdict, field=f"{where}.judge_verdict")
         )
         feedback_id = parsed.feedback_id
         previous = known.get(feedback_id)
@@ -327,7 +355,9 @@ def _drafts(answer: dict[str, Any], batch_ids: list[str]) -> list[DraftGuideline
         cited = [str(feedback_id) for feedback_id in item.get("feedback_ids") or [] if str(feedback_id) in allowed]
         # A guideline that cites nothing usable is credited to its whole batch, so forgetting
         # the batch's feedback can still remove it.
-        drafts.append(DraftGuideline(text=truncate(text, MAX_GUIDELINE_TOKENS), feedback_ids=sorted(set(cited or batch_ids))))
+        drafts.append(
+            DraftGuideline(text=truncate(text, MAX_GUIDELINE_TOKENS), feedback_ids=sorted(set(cited or batch_ids)))
+        )
     return drafts
 
 
@@ -343,9 +373,9 @@ def _merge_drafts(
     merged = {key: dict(guideline) for key, guideline in guidelines.items()}
     if not drafts:
         return merged  # type: ignore[return-value]
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     vectors = embeddings.embed_documents([draft["text"] for draft in drafts])
-    for draft, vector in zip(drafts, vectors):
+    for draft, vector in zip(drafts, vectors, strict=True):
         unit = _unit(vector)
         best_key, best_similarity = None, -1.0
         for key, guideline in merged.items():
@@ -369,8 +399,12 @@ def _merge_drafts(
             merged[key]["feedback_ids"] = sorted(set(merged[key]["feedback_ids"]) | set(draft["feedback_ids"]))
             continue
         merged[key] = Guideline(
-            id=key, text=draft["text"], feedback_ids=list(draft["feedback_ids"]),
-            created_at=now, updated_at=now, embedding=list(vector),
+            id=key,
+            text=draft["text"],
+            feedback_ids=list(draft["feedback_ids"]),
+            created_at=now,
+            updated_at=now,
+            embedding=list(vector),
         )
     return merged  # type: ignore[return-value]
 

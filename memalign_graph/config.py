@@ -3,8 +3,8 @@
 | setting | environment variable | default |
 |---|---|---|
 | chat model | `MEMALIGN_MODEL` (an `init_chat_model` string, e.g. `openai:gpt-4.1-mini`) | none: must be set |
-| OpenAI-compatible server | `MEMALIGN_BASE_URL` (e.g. vLLM or Ollama's `/v1` URL), key in `OPENAI_API_KEY` | the provider's own |
-| embeddings | `MEMALIGN_EMBEDDINGS` (an `init_embeddings` string, e.g. `openai:text-embedding-3-small`) | local all-MiniLM-L6-v2 |
+| OpenAI-compatible server | `MEMALIGN_BASE_URL` (vLLM or Ollama's `/v1` URL); key in `OPENAI_API_KEY` | provider's |
+| embeddings | `MEMALIGN_EMBEDDINGS` (an `init_embeddings` string, `openai:text-embedding-3-small`) | local MiniLM |
 | memory folder | `MEMALIGN_HOME` | `./.memalign` |
 | Qdrant server | `MEMALIGN_QDRANT_URL`, `MEMALIGN_QDRANT_API_KEY` | local mode in `MEMALIGN_HOME/episodes` |
 """

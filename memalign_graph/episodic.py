@@ -27,8 +27,14 @@ _SCROLL_PAGE = 1000
 class EpisodicStore(Protocol):
     """Where episodes live; every call is confined to one judge and namespace."""
 
-    def upsert(self, judge: str, namespace: str, records: Sequence[FeedbackRecord],
-               texts: Sequence[str], vectors: Sequence[list[float]]) -> None: ...
+    def upsert(
+        self,
+        judge: str,
+        namespace: str,
+        records: Sequence[FeedbackRecord],
+        texts: Sequence[str],
+        vectors: Sequence[list[float]],
+    ) -> None: ...
 
     def delete(self, judge: str, namespace: str, feedback_ids: Iterable[str]) -> None: ...
 
@@ -100,8 +106,14 @@ class QdrantEpisodicStore:
     def client(self) -> QdrantClient:
         return self._client
 
-    def upsert(self, judge: str, namespace: str, records: Sequence[FeedbackRecord],
-               texts: Sequence[str], vectors: Sequence[list[float]]) -> None:
+    def upsert(
+        self,
+        judge: str,
+        namespace: str,
+        records: Sequence[FeedbackRecord],
+        texts: Sequence[str],
+        vectors: Sequence[list[float]],
+    ) -> None:
         if not records:
             return
         if not len(records) == len(texts) == len(vectors):
@@ -113,7 +125,7 @@ class QdrantEpisodicStore:
                 vector=list(vector),
                 payload={"page_content": text, "metadata": _metadata(record, judge, namespace)},
             )
-            for record, text, vector in zip(records, texts, vectors)
+            for record, text, vector in zip(records, texts, vectors, strict=True)
         ]
         with self._write_lock:
             self._ensure_collection(name, len(points[0].vector))
@@ -127,18 +139,14 @@ class QdrantEpisodicStore:
         with self._write_lock:
             if not self._collection_exists(name):
                 return
-            self._client.delete(
-                collection_name=name, points_selector=models.PointIdsList(points=ids), wait=True
-            )
+            self._client.delete(collection_name=name, points_selector=models.PointIdsList(points=ids), wait=True)
 
     def search(self, judge: str, namespace: str, vector: list[float], k: int) -> list[Episode]:
         name = collection_name(judge, namespace)
         if k <= 0 or not self._collection_exists(name):
             return []
         self._check_dimension(name, len(vector))
-        hits = self._client.query_points(
-            collection_name=name, query=vector, limit=k, with_payload=True
-        ).points
+        hits = self._client.query_points(collection_name=name, query=vector, limit=k, with_payload=True).points
         return [_episode(hit.payload or {}, hit.score) for hit in hits]
 
     def feedback_ids(self, judge: str, namespace: str) -> set[str]:
@@ -150,8 +158,11 @@ class QdrantEpisodicStore:
         offset: Any = None
         while True:
             points, offset = self._client.scroll(
-                collection_name=name, limit=_SCROLL_PAGE, offset=offset,
-                with_payload=["metadata.feedback_id"], with_vectors=False,
+                collection_name=name,
+                limit=_SCROLL_PAGE,
+                offset=offset,
+                with_payload=["metadata.feedback_id"],
+                with_vectors=False,
             )
             found.update(point.payload["metadata"]["feedback_id"] for point in points if point.payload)
             if offset is None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
+from langchain_core.messages import BaseMessage, convert_to_openai_messages
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from memalign_graph.state import FeedbackRecord
@@ -44,7 +46,20 @@ class Feedback(BaseModel):
 
     @property
     def feedback_id(self) -> str:
-        return self.id or example_id(self.inputs, self.outputs, self.expectations)
+        return self.id or example_id(plain_data(self.inputs), plain_data(self.outputs), plain_data(self.expectations))
+
+    def as_input(self) -> dict[str, Any]:
+        """The feedback as the alignment graph's input: plain JSON-like data, messages as role/content dicts."""
+        return {name: plain_data(getattr(self, name)) for name in type(self).model_fields}
+
+
+def plain_data(value: Any) -> Any:
+    """LangChain messages become role/content dicts, so records stay JSON for checkpoints and Qdrant."""
+    if isinstance(value, BaseMessage):
+        return convert_to_openai_messages(value)
+    if isinstance(value, Sequence) and not isinstance(value, str) and any(isinstance(v, BaseMessage) for v in value):
+        return convert_to_openai_messages(list(value))
+    return value
 
 
 def example_id(inputs: Any, outputs: Any, expectations: Any) -> str:

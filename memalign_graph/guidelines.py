@@ -21,5 +21,9 @@ def prune_provenance(guidelines: Mapping[str, Guideline], leaving: Iterable[str]
     for key, guideline in guidelines.items():
         remaining = [feedback_id for feedback_id in guideline["feedback_ids"] if feedback_id not in gone]
         if remaining:
-            kept[key] = {**guideline, "feedback_ids": remaining} if len(remaining) != len(guideline["feedback_ids"]) else guideline
+            kept[key] = (
+                {**guideline, "feedback_ids": remaining}
+                if len(remaining) != len(guideline["feedback_ids"])
+                else guideline
+            )
     return kept

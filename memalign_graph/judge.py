@@ -20,13 +20,13 @@ from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from memalign_graph.alignment import create_alignment_graph
+from memalign_graph.alignment import create_alignment_graph, write_episodes
 from memalign_graph.config import memory_home, resolve_chat_model, resolve_embeddings
 from memalign_graph.episodic import EpisodicStore, QdrantEpisodicStore
+from memalign_graph.errors import InvalidValueError
 from memalign_graph.feedback import Feedback
 from memalign_graph.judging import create_judge_graph
-from memalign_graph.semantic import CheckpointSemanticMemory, memory_thread_id, rank_guidelines
-from memalign_graph.rendering import retrieval_text
+from memalign_graph.semantic import CheckpointSemanticMemory, memory_thread_id
 from memalign_graph.spec import JudgeSpec, check_identifier
 from memalign_graph.state import (
     DEFAULT_NAMESPACE,
@@ -71,7 +71,6 @@ class MemAlignJudge:
         alignment_context: AlignmentContext | None = None,
         max_concurrency: int = 4,
     ) -> None:
-        JudgeSpec.model_validate(spec.model_dump())
         check_identifier(namespace, field="namespace")
         self.spec = spec
         self.namespace = namespace
@@ -81,70 +80,91 @@ class MemAlignJudge:
         self.judge_context = replace(judge_context or JudgeContext(), namespace=namespace)
         self.alignment_context = replace(alignment_context or AlignmentContext(), namespace=namespace)
         self._closers: list[Any] = []
-        home_path = memory_home(home)
-        if episodic_store is None:
-            url = qdrant_url or os.environ.get("MEMALIGN_QDRANT_URL") or None
-            if url:
-                episodic_store = QdrantEpisodicStore(
-                    url=url, api_key=qdrant_api_key or os.environ.get("MEMALIGN_QDRANT_API_KEY") or None
-                )
-            else:
-                episodic_store = QdrantEpisodicStore(path=home_path / "episodes")
-            self._closers.append(episodic_store.close)
-        if checkpointer is None:
-            home_path.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(home_path / "semantic.sqlite", check_same_thread=False)
-            checkpointer = SqliteSaver(connection)
-            self._closers.append(connection.close)
-        self.episodic_store = episodic_store
-        self.checkpointer = checkpointer
-        self.semantic_memory = CheckpointSemanticMemory(checkpointer)
+        try:
+            self.episodic_store = episodic_store or self._open_episodic_store(home, qdrant_url, qdrant_api_key)
+            self.checkpointer = checkpointer or self._open_checkpointer(home)
+        except BaseException:
+            self.close()  # a half-opened judge must not keep the local store's lock
+            raise
+        self.semantic_memory = CheckpointSemanticMemory(self.checkpointer)
         self.thread_id = memory_thread_id(spec.name, namespace)
         self.alignment_graph = create_alignment_graph(
-            self.model, spec=spec, embeddings=self.embeddings, episodic_store=episodic_store, checkpointer=checkpointer
+            self.model,
+            spec=spec,
+            embeddings=self.embeddings,
+            episodic_store=self.episodic_store,
+            checkpointer=self.checkpointer,
         )
         self.judge_graph = create_judge_graph(
-            self.model, spec=spec, embeddings=self.embeddings, episodic_store=episodic_store,
+            self.model,
+            spec=spec,
+            embeddings=self.embeddings,
+            episodic_store=self.episodic_store,
             semantic_memory=self.semantic_memory,
         )
+
+    def _open_episodic_store(self, home: str | Path | None, url: str | None, api_key: str | None) -> EpisodicStore:
+        url = url or os.environ.get("MEMALIGN_QDRANT_URL") or None
+        if url:
+            store = QdrantEpisodicStore(url=url, api_key=api_key or os.environ.get("MEMALIGN_QDRANT_API_KEY") or None)
+        else:
+            store = QdrantEpisodicStore(path=memory_home(home) / "episodes")
+        self._closers.append(store.close)
+        return store
+
+    def _open_checkpointer(self, home: str | Path | None) -> BaseCheckpointSaver:
+        folder = memory_home(home)
+        folder.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(folder / "semantic.sqlite", check_same_thread=False)
+        self._closers.append(connection.close)
+        return SqliteSaver(connection)
 
     # -- judging -------------------------------------------------------------------------------
 
     def judge(self, *, inputs: Any, outputs: Any = None, expectations: Any = None) -> Verdict:
         """Judge one example with everything the judge has learned."""
-        result = self.judge_graph.invoke(
-            _example(inputs, outputs, expectations), context=self.judge_context
-        )
+        result = self.judge_graph.invoke(_example(inputs, outputs, expectations), context=self.judge_context)
         return result["verdict"]
 
     async def ajudge(self, *, inputs: Any, outputs: Any = None, expectations: Any = None) -> Verdict:
-        result = await self.judge_graph.ainvoke(
-            _example(inputs, outputs, expectations), context=self.judge_context
-        )
+        result = await self.judge_graph.ainvoke(_example(inputs, outputs, expectations), context=self.judge_context)
         return result["verdict"]
 
-    def batch(self, examples: Sequence[dict[str, Any]], *, max_concurrency: int | None = None) -> list[Verdict]:
-        """Judge many examples with bounded concurrency; each is a dict of inputs/outputs/expectations."""
+    def batch(
+        self, examples: Sequence[dict[str, Any]], *, max_concurrency: int | None = None, return_exceptions: bool = False
+    ) -> list[Verdict | Exception]:
+        """Judge many examples with bounded concurrency; each is a dict of inputs/outputs/expectations.
+
+        With `return_exceptions=True` an example that gets no verdict yields its exception in place,
+        so one bad answer does not discard the verdicts already paid for.
+        """
         config = RunnableConfig(max_concurrency=max_concurrency or self.max_concurrency)
         results = self.judge_graph.batch(
-            [_example(**example) for example in examples], config, context=self.judge_context
+            _examples(examples), config, context=self.judge_context, return_exceptions=return_exceptions
         )
-        return [result["verdict"] for result in results]
+        return [result if isinstance(result, Exception) else result["verdict"] for result in results]
 
-    async def abatch(self, examples: Sequence[dict[str, Any]], *, max_concurrency: int | None = None) -> list[Verdict]:
+    async def abatch(
+        self, examples: Sequence[dict[str, Any]], *, max_concurrency: int | None = None, return_exceptions: bool = False
+    ) -> list[Verdict | Exception]:
         config = RunnableConfig(max_concurrency=max_concurrency or self.max_concurrency)
         results = await self.judge_graph.abatch(
-            [_example(**example) for example in examples], config, context=self.judge_context
+            _examples(examples), config, context=self.judge_context, return_exceptions=return_exceptions
         )
-        return [result["verdict"] for result in results]
+        return [result if isinstance(result, Exception) else result["verdict"] for result in results]
 
     # -- alignment and forgetting --------------------------------------------------------------
 
-    def align(self, feedback: Iterable[Feedback | dict[str, Any]] = (), *, forget: Iterable[str] = (),
-              forget_guidelines: Iterable[str] = ()) -> AlignmentReport:
+    def align(
+        self,
+        feedback: Iterable[Feedback | dict[str, Any]] = (),
+        *,
+        forget: Iterable[str] = (),
+        forget_guidelines: Iterable[str] = (),
+    ) -> AlignmentReport:
         """Learn from feedback (and forget ids) in one alignment run; re-sending known feedback is a no-op."""
         payload = {
-            "feedback": [item.model_dump() if isinstance(item, Feedback) else dict(item) for item in feedback],
+            "feedback": [item.as_input() if isinstance(item, Feedback) else dict(item) for item in feedback],
             "forget": list(forget),
             "forget_guidelines": list(forget_guidelines),
         }
@@ -173,13 +193,15 @@ class MemAlignJudge:
             if snapshot.next:
                 continue
             values = snapshot.values
-            versions.append({
-                "checkpoint_id": snapshot.config["configurable"]["checkpoint_id"],
-                "created_at": snapshot.created_at,
-                "guidelines": len(values.get("guidelines") or {}),
-                "feedback": len(values.get("records") or {}),
-            })
-        return [version for version in versions if version["created_at"]]
+            versions.append(
+                {
+                    "checkpoint_id": snapshot.config["configurable"]["checkpoint_id"],
+                    "created_at": snapshot.created_at,
+                    "guidelines": len(values.get("guidelines") or {}),
+                    "feedback": len(values.get("records") or {}),
+                }
+            )
+        return versions
 
     def rollback(self, checkpoint_id: str) -> None:
         """Make an earlier version of memory current again, episodes included; history keeps both."""
@@ -188,21 +210,27 @@ class MemAlignJudge:
                 {"configurable": {"thread_id": self.thread_id, "checkpoint_id": checkpoint_id}}
             )
             if not old.values:
-                raise ValueError(f"checkpoint_id: {checkpoint_id!r} is not a version of this judge's memory; see history().")
+                raise ValueError(
+                    f"checkpoint_id: {checkpoint_id!r} is not a version of this judge's memory; see history()."
+                )
             records = old.values.get("records") or {}
             current = self.alignment_graph.get_state(self._memory_config()).values.get("records") or {}
-            stale = set(current) - set(records) | {key for key in records if key in current and current[key]["content_hash"] != records[key]["content_hash"]}
-            self.episodic_store.delete(self.spec.name, self.namespace, sorted(stale))
-            restore = [
-                record for key, record in records.items()
-                if (key in stale or key not in current)
-                and (self.alignment_context.keep_episodes == "all" or record["judge_was_wrong"] is not False)
-            ]
-            if restore:
-                texts = [retrieval_text(record, max_tokens=self.alignment_context.field_token_budget) for record in restore]
-                self.episodic_store.upsert(
-                    self.spec.name, self.namespace, restore, texts, self.embeddings.embed_documents(texts)
-                )
+            changed = {
+                key
+                for key in records.keys() & current.keys()
+                if records[key]["content_hash"] != current[key]["content_hash"]
+            }
+            self.episodic_store.delete(
+                self.spec.name, self.namespace, sorted(current.keys() - records.keys() | changed)
+            )
+            write_episodes(
+                self.episodic_store,
+                self.embeddings,
+                self.spec.name,
+                self.namespace,
+                [record for key, record in records.items() if key in changed or key not in current],
+                self.alignment_context,
+            )
             self.alignment_graph.update_state(
                 self._memory_config(),
                 {"guidelines": old.values.get("guidelines") or {}, "records": records},
@@ -211,8 +239,14 @@ class MemAlignJudge:
 
     # -- the judge inside a user's graph -------------------------------------------------------
 
-    def as_node(self, *, inputs_key: str = "inputs", outputs_key: str | None = "outputs",
-                expectations_key: str | None = None, verdict_key: str = "verdict") -> RunnableLambda:
+    def as_node(
+        self,
+        *,
+        inputs_key: str = "inputs",
+        outputs_key: str | None = "outputs",
+        expectations_key: str | None = None,
+        verdict_key: str = "verdict",
+    ) -> RunnableLambda:
         """A node for a user's `StateGraph`: reads the mapped keys, writes the verdict under `verdict_key`."""
 
         def pick(state: dict[str, Any]) -> dict[str, Any]:
@@ -250,5 +284,16 @@ def _example(inputs: Any, outputs: Any = None, expectations: Any = None) -> dict
     return {"inputs": inputs, "outputs": outputs, "expectations": expectations}
 
 
+def _examples(examples: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    allowed = {"inputs", "outputs", "expectations"}
+    for index, item in enumerate(examples):
+        extra = sorted(set(item) - allowed)
+        if extra:
+            raise InvalidValueError(
+                f"examples[{index}]: unknown keys {extra}; an example has only inputs, outputs and expectations."
+            )
+    return [_example(**item) for item in examples]
+
+
 def _without_embedding(guideline: Guideline) -> Guideline:
-    return {key: value for key, value in guideline.items() if key != "embedding"}  # type: ignore[return-value]
+    return Guideline(**{key: value for key, value in guideline.items() if key != "embedding"})  # type: ignore[typeddict-item]

@@ -84,8 +84,14 @@ def create_judge_graph(
         if context.k > 0:
             vector = embeddings.embed_query(retrieval_text(example, max_tokens=context.field_token_budget))
             episodes = episodic_store.search(spec.name, context.namespace, vector, context.k)
-        return {**example, "guidelines": snapshot.guidelines, "episodes": episodes, "attempts": 0,
-                "raw_outputs": [], "error": None}
+        return {
+            **example,
+            "guidelines": snapshot.guidelines,
+            "episodes": episodes,
+            "attempts": 0,
+            "raw_outputs": [],
+            "error": None,
+        }
 
     def build_working_memory(state: JudgeState, runtime: Runtime[JudgeContext]) -> dict[str, Any]:
         """Lay out the prompt within budget: instructions and guidelines first, examples last."""
@@ -113,10 +119,18 @@ def create_judge_graph(
         try:
             answer, raw = invoke_structured(model, schema, messages)
         except StructuredOutputError as error:
-            return {"answer": {}, "error": str(error), "attempts": attempts,
-                    "raw_outputs": [*state.get("raw_outputs", []), error.raw]}
-        return {"answer": answer, "error": None, "attempts": attempts,
-                "raw_outputs": [*state.get("raw_outputs", []), raw]}
+            return {
+                "answer": {},
+                "error": str(error),
+                "attempts": attempts,
+                "raw_outputs": [*state.get("raw_outputs", []), error.raw],
+            }
+        return {
+            "answer": answer,
+            "error": None,
+            "attempts": attempts,
+            "raw_outputs": [*state.get("raw_outputs", []), raw],
+        }
 
     def parse(state: JudgeState, runtime: Runtime[JudgeContext]) -> dict[str, Any]:
         """Hold the answer to the output type; never turn a bad answer into a verdict."""

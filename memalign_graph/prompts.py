@@ -21,7 +21,8 @@ Guidelines distilled from domain experts' feedback. Apply them; where they disag
 
 NO_GUIDELINES = "(none yet)"
 
-JUDGE_USER_PROMPT = """Past examples that experts judged, most similar first. Where the judge was wrong, learn from the expert:
+JUDGE_USER_PROMPT = """Past examples that experts judged, most similar first.
+Where the judge was wrong, learn from the expert:
 {examples}
 
 Judge this example:

@@ -15,8 +15,19 @@ from langchain_core.messages import BaseMessage
 
 CHARS_PER_TOKEN = 4
 _TAG_NAMES = (
-    "inputs", "outputs", "expectations", "response_a", "response_b", "example", "feedback",
-    "guideline", "guidelines", "judge_verdict", "expert_value", "expert_rationale", "examples",
+    "inputs",
+    "outputs",
+    "expectations",
+    "response_a",
+    "response_b",
+    "example",
+    "feedback",
+    "guideline",
+    "guidelines",
+    "judge_verdict",
+    "expert_value",
+    "expert_rationale",
+    "examples",
 )
 _TAG_PATTERN = re.compile(r"<(/?)\s*(" + "|".join(_TAG_NAMES) + r")\b", re.IGNORECASE)
 

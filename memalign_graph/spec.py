@@ -9,11 +9,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from memalign_graph.errors import InvalidValueError
+from memalign_graph.feedback import plain_data
 
 JudgeField = Literal["inputs", "outputs", "expectations"]
 PAIRWISE_CHOICES = ("A", "B", "tie")
@@ -50,9 +51,7 @@ class Boolean(_OutputType):
                 return True
             if word in {"false", "no", "fail"}:
                 return False
-        raise InvalidValueError(
-            f"{field}: expected true or false for a boolean judge, got {value!r}."
-        )
+        raise InvalidValueError(f"{field}: expected true or false for a boolean judge, got {value!r}.")
 
     def json_schema(self) -> dict[str, Any]:
         return {"type": "boolean"}
@@ -84,9 +83,7 @@ class Categorical(_OutputType):
             folded = [label for label in self.labels if label.casefold() == value.strip().casefold()]
             if len(folded) == 1:
                 return folded[0]
-        raise InvalidValueError(
-            f"{field}: {value!r} is not one of the judge's labels {list(self.labels)}."
-        )
+        raise InvalidValueError(f"{field}: {value!r} is not one of the judge's labels {list(self.labels)}.")
 
     def json_schema(self) -> dict[str, Any]:
         return {"type": "string", "enum": list(self.labels)}
@@ -119,13 +116,9 @@ class Score(_OutputType):
             except ValueError:
                 number = None
         if number is None or math.isnan(number):
-            raise InvalidValueError(
-                f"{field}: expected a number from {self._bounds()}, got {value!r}."
-            )
+            raise InvalidValueError(f"{field}: expected a number from {self._bounds()}, got {value!r}.")
         if not self.low <= number <= self.high:
-            raise InvalidValueError(
-                f"{field}: {value!r} is outside the judge's scale {self._bounds()}."
-            )
+            raise InvalidValueError(f"{field}: {value!r} is outside the judge's scale {self._bounds()}.")
         if self.integer:
             if not number.is_integer():
                 raise InvalidValueError(
@@ -171,7 +164,7 @@ class Pairwise(_OutputType):
         return "'A' if response A is better, 'B' if response B is better, 'tie' if neither is"
 
 
-OutputType = Union[Boolean, Categorical, Score, Pairwise]
+OutputType = Boolean | Categorical | Score | Pairwise
 
 
 class JudgeSpec(BaseModel):
@@ -239,7 +232,7 @@ class JudgeSpec(BaseModel):
                     f"{where}.{name}: required by judge {self.name!r} but empty; "
                     f"give it a value or list it in JudgeSpec.optional_fields."
                 )
-            fields[name] = value
+            fields[name] = plain_data(value)
         if isinstance(self.output, Pairwise):
             fields["outputs"] = _as_pair(fields["outputs"], where=f"{where}.outputs")
         return fields

@@ -7,7 +7,7 @@ deserialize anywhere without allow-lists and a user can read them as they are.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 DEFAULT_NAMESPACE = "default"
 
@@ -30,14 +30,17 @@ class FeedbackRecord(TypedDict):
 
 
 class Guideline(TypedDict):
-    """A general rule distilled from feedback; `feedback_ids` is its provenance."""
+    """A general rule distilled from feedback; `feedback_ids` is its provenance.
+
+    Semantic memory keeps each guideline's `embedding` for dedupe; what a user reads leaves it out.
+    """
 
     id: str
     text: str
     feedback_ids: list[str]
     created_at: str
     updated_at: str
-    embedding: list[float]
+    embedding: NotRequired[list[float]]
 
 
 class DraftGuideline(TypedDict):
@@ -150,10 +153,10 @@ class AlignmentState(SemanticMemory, AlignmentInput, total=False):
 
 
 class DistillTask(TypedDict):
-    """The payload `Send` gives one parallel distillation call."""
+    """The payload `Send` gives one parallel distillation call (guidelines without embeddings)."""
 
     batch: list[FeedbackRecord]
-    guidelines: list[Guideline]
+    guidelines: list[dict[str, Any]]
 
 
 class JudgeInput(TypedDict, total=False):

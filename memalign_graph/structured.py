@@ -27,7 +27,9 @@ class StructuredOutputError(ValueError):
         self.raw = raw
 
 
-def invoke_structured(model: BaseChatModel, schema: dict[str, Any], messages: Sequence[BaseMessage]) -> tuple[dict[str, Any], str]:
+def invoke_structured(
+    model: BaseChatModel, schema: dict[str, Any], messages: Sequence[BaseMessage]
+) -> tuple[dict[str, Any], str]:
     """Return the model's answer as a dict matching `schema`'s top level, and its raw text."""
     try:
         structured = model.with_structured_output(schema, include_raw=True)
@@ -36,7 +38,9 @@ def invoke_structured(model: BaseChatModel, schema: dict[str, Any], messages: Se
     return _interpret(structured.invoke(list(messages)), schema)
 
 
-async def ainvoke_structured(model: BaseChatModel, schema: dict[str, Any], messages: Sequence[BaseMessage]) -> tuple[dict[str, Any], str]:
+async def ainvoke_structured(
+    model: BaseChatModel, schema: dict[str, Any], messages: Sequence[BaseMessage]
+) -> tuple[dict[str, Any], str]:
     """Async twin of `invoke_structured`."""
     try:
         structured = model.with_structured_output(schema, include_raw=True)
@@ -58,7 +62,9 @@ def _interpret(result: dict[str, Any], schema: dict[str, Any]) -> tuple[dict[str
     raise StructuredOutputError(f"the model returned no parsable answer ({error or 'empty answer'})", raw)
 
 
-def _invoke_with_json_instructions(model: BaseChatModel, schema: dict[str, Any], messages: Sequence[BaseMessage]) -> tuple[dict[str, Any], str]:
+def _invoke_with_json_instructions(
+    model: BaseChatModel, schema: dict[str, Any], messages: Sequence[BaseMessage]
+) -> tuple[dict[str, Any], str]:
     answer = model.invoke([*messages, HumanMessage(_json_instructions(schema))])
     raw = _raw_text(answer)
     return _check_keys(_parse_json(raw), schema, raw), raw

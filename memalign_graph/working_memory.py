@@ -88,9 +88,10 @@ def build_judge_prompt(
         value_description=spec.output.describe(),
         guidelines=render_guidelines(shown),
     )
-    examples = "\n\n".join(
-        render_episode(episode, max_tokens_per_field=field_token_budget) for episode in episodes
-    ) or NO_EXAMPLES
+    examples = (
+        "\n\n".join(render_episode(episode, max_tokens_per_field=field_token_budget) for episode in episodes)
+        or NO_EXAMPLES
+    )
     user = JUDGE_USER_PROMPT.format(
         examples=examples,
         example=render_fields(example, max_tokens_per_field=field_token_budget),

@@ -46,8 +46,9 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str
 
 
 @pytest.fixture
-def make_judge(backend: dict[str, Any], embeddings: BagOfWordsEmbeddings, model: ScriptedChatModel
-               ) -> Iterator[Callable[..., MemAlignJudge]]:
+def make_judge(
+    backend: dict[str, Any], embeddings: BagOfWordsEmbeddings, model: ScriptedChatModel
+) -> Iterator[Callable[..., MemAlignJudge]]:
     judges: list[MemAlignJudge] = []
 
     def make(spec: JudgeSpec, **options: Any) -> MemAlignJudge:

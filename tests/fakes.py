@@ -130,11 +130,20 @@ class ScriptedChatModel(BaseChatModel):
 
         return RunnableLambda(answer)
 
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         text = "\n".join(str(message.content) for message in messages)
         kind = next(
-            (title for title in ("verdict", "distilled_guidelines", "guideline_comparison") if f'"title": "{title}"' in text),
+            (
+                title
+                for title in ("verdict", "distilled_guidelines", "guideline_comparison")
+                if f'"title": "{title}"' in text
+            ),
             "verdict",
         )
         return ChatResult(generations=[ChatGeneration(message=AIMessage(self._answer(kind, messages)))])
@@ -149,7 +158,11 @@ class ScriptedChatModel(BaseChatModel):
         try:
             if self.latency_s:
                 time.sleep(self.latency_s)
-            script = {"verdict": self.judge, "distilled_guidelines": self.distill, "guideline_comparison": self.close_call}[kind]
+            script = {
+                "verdict": self.judge,
+                "distilled_guidelines": self.distill,
+                "guideline_comparison": self.close_call,
+            }[kind]
             if isinstance(script, list):
                 with self._lock:
                     if not script:

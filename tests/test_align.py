@@ -21,42 +21,53 @@ from memalign_graph import (
 
 
 def fb(n: int, rationale: str | None = None, value: Any = True, **extra: Any) -> Feedback:
-    return Feedback(id=f"fb-{n}", inputs=f"customer message {n}", outputs=f"bot reply {n}", value=value,
-                    rationale=rationale, **extra)
+    return Feedback(
+        id=f"fb-{n}",
+        inputs=f"customer message {n}",
+        outputs=f"bot reply {n}",
+        value=value,
+        rationale=rationale,
+        **extra,
+    )
 
 
 def test_alignment_writes_guidelines_with_provenance_and_episodes(make_judge, tone_spec) -> None:
     judge = make_judge(tone_spec)
-    report = judge.align([
-        fb(1, "Answer true when the text mentions sorry.", judge_verdict=False),
-        fb(2, value=False),  # label only
-    ])
+    report = judge.align(
+        [
+            fb(1, "Answer true when the text mentions sorry.", judge_verdict=False),
+            fb(2, value=False),  # label only
+        ]
+    )
     assert report["added"] == ["fb-1", "fb-2"] and report["distilled"] == ["fb-1", "fb-2"]
     assert report["pending"] == [] and report["failed_batches"] == []
     [guideline] = judge.guidelines()
     assert guideline["text"] == "Answer true when the text mentions sorry."
     assert guideline["feedback_ids"] == ["fb-1"]
     assert judge.episodic_store.feedback_ids("support_tone", "default") == {"fb-1", "fb-2"}
-    [hit] = judge.episodic_store.search("support_tone", "default",
-                                        judge.embeddings.embed_query("customer message 1 bot reply 1"), 1)
+    [hit] = judge.episodic_store.search(
+        "support_tone", "default", judge.embeddings.embed_query("customer message 1 bot reply 1"), 1
+    )
     assert hit["feedback_id"] == "fb-1" and hit["judge_was_wrong"] is True and hit["judge_verdict"] is False
 
 
 def test_rationale_only_feedback_is_distilled_and_kept(make_judge, tone_spec) -> None:
     judge = make_judge(tone_spec)
-    report = judge.align([Feedback(inputs="hi", outputs="hello", rationale="Answer true when the text mentions hello.")])
+    report = judge.align(
+        [Feedback(inputs="hi", outputs="hello", rationale="Answer true when the text mentions hello.")]
+    )
     assert len(report["added"]) == 1 and len(judge.guidelines()) == 1
 
 
 def test_distillation_fans_out_in_parallel_and_respects_the_bound(make_judge, tone_spec) -> None:
     model = ScriptedChatModel(latency_s=0.15)
-    judge = make_judge(tone_spec, model=model, max_concurrency=3,
-                       alignment_context=AlignmentContext(batch_size=2))
+    judge = make_judge(tone_spec, model=model, max_concurrency=3, alignment_context=AlignmentContext(batch_size=2))
     judge.align([fb(n, f"Mind x{n}a x{n}b x{n}c.") for n in range(12)])
     distills = model.calls_of("distilled_guidelines")
     assert len(distills) == 6
     assert sorted(re.findall(r'<feedback id="(fb-\d+)">', "".join(c["user"] for c in distills))) == sorted(
-        f"fb-{n}" for n in range(12))
+        f"fb-{n}" for n in range(12)
+    )
     assert model.max_in_flight == 3  # parallel, and never more than max_concurrency
     assert len(judge.guidelines()) == 12
 
@@ -81,16 +92,22 @@ def test_dedupe_merges_the_same_guideline_and_unites_provenance(make_judge, tone
     assert model.calls_of("guideline_comparison") == []  # identical: no LLM needed
 
 
-def close_call_judge(make_judge: Callable[..., MemAlignJudge], spec: JudgeSpec, answer: dict[str, str]) -> tuple[MemAlignJudge, ScriptedChatModel]:
+def close_call_judge(
+    make_judge: Callable[..., MemAlignJudge], spec: JudgeSpec, answer: dict[str, str]
+) -> tuple[MemAlignJudge, ScriptedChatModel]:
     model = ScriptedChatModel(close_call=[answer])
-    judge = make_judge(spec, model=model, alignment_context=AlignmentContext(merge_similarity=0.99, close_call_similarity=0.5))
+    judge = make_judge(
+        spec, model=model, alignment_context=AlignmentContext(merge_similarity=0.99, close_call_similarity=0.5)
+    )
     judge.align([fb(1, "Prefer certified views over raw tables when answering data questions.")])
     judge.align([fb(2, "Prefer certified views over raw tables when answering revenue questions.")])
     return judge, model
 
 
 def test_close_calls_go_to_the_llm_which_may_merge(make_judge, tone_spec) -> None:
-    judge, model = close_call_judge(make_judge, tone_spec, {"relation": "same", "merged": "Prefer certified views over raw tables."})
+    judge, model = close_call_judge(
+        make_judge, tone_spec, {"relation": "same", "merged": "Prefer certified views over raw tables."}
+    )
     assert len(model.calls_of("guideline_comparison")) == 1
     [guideline] = judge.guidelines()
     assert guideline["text"] == "Prefer certified views over raw tables."
@@ -98,7 +115,9 @@ def test_close_calls_go_to_the_llm_which_may_merge(make_judge, tone_spec) -> Non
 
 
 def test_a_conflict_keeps_one_guideline_following_the_newer_feedback(make_judge, tone_spec) -> None:
-    judge, _ = close_call_judge(make_judge, tone_spec, {"relation": "conflict", "merged": "Raw tables are fine for revenue."})
+    judge, _ = close_call_judge(
+        make_judge, tone_spec, {"relation": "conflict", "merged": "Raw tables are fine for revenue."}
+    )
     [guideline] = judge.guidelines()
     assert guideline["text"] == "Raw tables are fine for revenue." and guideline["feedback_ids"] == ["fb-1", "fb-2"]
 
@@ -133,7 +152,7 @@ def test_a_failed_batch_stays_pending_and_is_distilled_next_time(make_judge, ton
 
 
 def test_unparsable_distillation_is_retried_then_reported(make_judge, tone_spec) -> None:
-    model = ScriptedChatModel(distill=["not json", "still not json", "{\"guidelines\": 5}"])
+    model = ScriptedChatModel(distill=["not json", "still not json", '{"guidelines": 5}'])
     judge = make_judge(tone_spec, model=model, alignment_context=AlignmentContext(max_distill_attempts=3))
     report = judge.align([fb(1, "A rule.")])
     assert report["pending"] == ["fb-1"] and "guidelines" in report["failed_batches"][0]["error"]
@@ -150,7 +169,9 @@ def test_models_without_structured_output_use_the_json_fallback(make_judge, tone
     assert verdict["score"] is True
 
 
-def test_realigning_embeds_only_new_records_and_skips_known_ones(make_judge, tone_spec, model, embeddings: BagOfWordsEmbeddings) -> None:
+def test_realigning_embeds_only_new_records_and_skips_known_ones(
+    make_judge, tone_spec, model, embeddings: BagOfWordsEmbeddings
+) -> None:
     judge = make_judge(tone_spec)
     first = [fb(n, f"Mind x{n}a x{n}b x{n}c.") for n in range(5)]
     judge.align(first)
@@ -171,8 +192,12 @@ def test_bad_feedback_is_refused_naming_the_field_and_nothing_is_written(make_ju
     judge = make_judge(spec)
     judge.align([Feedback(id="ok", inputs="q", outputs="a", value="good", rationale="Fine.")])
     with pytest.raises(InvalidValueError, match=r"feedback\[1\].value: 'excellent' is not one of the judge's labels"):
-        judge.align([Feedback(id="new", inputs="q2", outputs="a", value="good"),
-                     Feedback(inputs="q3", outputs="a", value="excellent")])
+        judge.align(
+            [
+                Feedback(id="new", inputs="q2", outputs="a", value="good"),
+                Feedback(inputs="q3", outputs="a", value="excellent"),
+            ]
+        )
     with pytest.raises(InvalidValueError, match=r"feedback\[0\].inputs: required by judge 'grader' but empty"):
         judge.align([{"inputs": "  ", "outputs": "a", "value": "bad"}])
     with pytest.raises(InvalidValueError, match=r"feedback\[0\]: .*needs a value, a rationale, or both"):
@@ -191,8 +216,12 @@ def test_scores_out_of_range_are_refused(make_judge) -> None:
 def test_duplicate_ids_with_different_content_in_one_batch_are_refused(make_judge, tone_spec) -> None:
     judge = make_judge(tone_spec)
     with pytest.raises(InvalidValueError, match=r"feedback\[1\].id: 'x' is also feedback\[0\] with different content"):
-        judge.align([Feedback(id="x", inputs="q", outputs="a", value=True),
-                     Feedback(id="x", inputs="q", outputs="a", value=False)])
+        judge.align(
+            [
+                Feedback(id="x", inputs="q", outputs="a", value=True),
+                Feedback(id="x", inputs="q", outputs="a", value=False),
+            ]
+        )
 
 
 def test_ids_are_derived_from_the_judged_example(make_judge, tone_spec) -> None:

@@ -20,9 +20,18 @@ EMBED = BagOfWordsEmbeddings()
 
 def record(feedback_id: str, inputs: str, value: Any = True) -> FeedbackRecord:
     return FeedbackRecord(
-        id=feedback_id, inputs=inputs, outputs="reply", expectations=None, value=value, rationale="why",
-        judge_verdict=not value, judge_was_wrong=True, content_hash=f"h-{feedback_id}-{value}",
-        created_at="2026-01-01T00:00:00+00:00", updated_at="2026-01-01T00:00:00+00:00", distilled=True,
+        id=feedback_id,
+        inputs=inputs,
+        outputs="reply",
+        expectations=None,
+        value=value,
+        rationale="why",
+        judge_verdict=not value,
+        judge_was_wrong=True,
+        content_hash=f"h-{feedback_id}-{value}",
+        created_at="2026-01-01T00:00:00+00:00",
+        updated_at="2026-01-01T00:00:00+00:00",
+        distilled=True,
     )
 
 
@@ -90,6 +99,7 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     """Local mode loses points when two threads upsert at once; the store's writer lock prevents it."""
     store = QdrantEpisodicStore(path=tmp_path / "q")
     try:
+
         def write(offset: int) -> None:
             for index in range(offset, offset + 100):
                 put(store, "j", "ns", record(f"fb-{index}", f"text {index}"))
@@ -130,10 +140,14 @@ def test_reopen_in_a_new_process_restores_exactly(tmp_path: Path) -> None:
 
 def test_a_path_held_by_another_process_is_a_clear_error(tmp_path: Path) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time\nfrom qdrant_client import QdrantClient\n"
-         f"c = QdrantClient(path={str(tmp_path / 'q')!r})\nprint('ready', flush=True)\ntime.sleep(30)\n"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom qdrant_client import QdrantClient\n"
+            f"c = QdrantClient(path={str(tmp_path / 'q')!r})\nprint('ready', flush=True)\ntime.sleep(30)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"

@@ -8,8 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fakes import BagOfWordsEmbeddings, ScriptedChatModel
-from memalign_graph import Feedback, JudgeSpec, MemAlignJudge, Boolean
+from memalign_graph import Boolean, Feedback, JudgeSpec, MemAlignJudge
 
 RULE_SORRY = "Answer true when the text mentions sorry."
 RULE_REFUND = "Answer false when the text mentions refund."
@@ -17,11 +16,13 @@ RULE_REFUND = "Answer false when the text mentions refund."
 
 def seeded(make_judge, spec):
     judge = make_judge(spec)
-    judge.align([
-        Feedback(id="a", inputs="charged twice", outputs="Sorry, refunded.", value=True, rationale=RULE_SORRY),
-        Feedback(id="b", inputs="late parcel", outputs="Sorry, shipping now.", value=True, rationale=RULE_SORRY),
-        Feedback(id="c", inputs="refund?", outputs="Refund denied.", value=False, rationale=RULE_REFUND),
-    ])
+    judge.align(
+        [
+            Feedback(id="a", inputs="charged twice", outputs="Sorry, refunded.", value=True, rationale=RULE_SORRY),
+            Feedback(id="b", inputs="late parcel", outputs="Sorry, shipping now.", value=True, rationale=RULE_SORRY),
+            Feedback(id="c", inputs="refund?", outputs="Refund denied.", value=False, rationale=RULE_REFUND),
+        ]
+    )
     return judge
 
 
@@ -35,7 +36,10 @@ def test_forget_removes_episode_and_provenance_and_orphans(make_judge, tone_spec
     report = judge.forget(["a", "c", "never-seen"])
     assert report["forgotten"] == ["a", "c"]
     assert texts(judge) == {RULE_SORRY: ["b"]}
-    assert report["guidelines_removed"] == [next(iter(report["guidelines_removed"]))] and len(report["guidelines_removed"]) == 1
+    assert (
+        report["guidelines_removed"] == [next(iter(report["guidelines_removed"]))]
+        and len(report["guidelines_removed"]) == 1
+    )
     assert judge.episodic_store.feedback_ids("support_tone", "default") == {"b"}
     verdict = judge.judge(inputs="refund?", outputs="Refund denied.")
     assert "c" not in verdict["metadata"]["episode_ids"]
@@ -50,12 +54,26 @@ def test_forget_is_idempotent(make_judge, tone_spec) -> None:
 
 def test_overwrite_replaces_the_episode_and_the_guidance_it_gave(make_judge, tone_spec) -> None:
     judge = seeded(make_judge, tone_spec)
-    report = judge.align([Feedback(id="c", inputs="refund?", outputs="Refund denied.", value=True,
-                                   rationale="Answer true when the text mentions denied.")])
+    report = judge.align(
+        [
+            Feedback(
+                id="c",
+                inputs="refund?",
+                outputs="Refund denied.",
+                value=True,
+                rationale="Answer true when the text mentions denied.",
+            )
+        ]
+    )
     assert report["updated"] == ["c"] and report["added"] == []
     assert texts(judge) == {RULE_SORRY: ["a", "b"], "Answer true when the text mentions denied.": ["c"]}
-    [episode] = [e for e in judge.episodic_store.search(
-        "support_tone", "default", judge.embeddings.embed_query("refund?\n\nRefund denied."), 3) if e["feedback_id"] == "c"]
+    [episode] = [
+        e
+        for e in judge.episodic_store.search(
+            "support_tone", "default", judge.embeddings.embed_query("refund?\n\nRefund denied."), 3
+        )
+        if e["feedback_id"] == "c"
+    ]
     assert episode["value"] is True
     assert judge.episodic_store.count("support_tone", "default") == 3
 
@@ -72,14 +90,17 @@ def test_history_and_rollback_restore_both_memories(make_judge, tone_spec) -> No
     judge = seeded(make_judge, tone_spec)
     before_forget = judge.history()[0]["checkpoint_id"]
     judge.forget(["c"])
-    judge.align([Feedback(id="d", inputs="hello", outputs="hi", value=True, rationale="Answer true when the text mentions hi.")])
+    judge.align(
+        [Feedback(id="d", inputs="hello", outputs="hi", value=True, rationale="Answer true when the text mentions hi.")]
+    )
     assert [v["guidelines"] for v in judge.history()] == [2, 1, 2]
     judge.rollback(before_forget)
     assert texts(judge) == {RULE_SORRY: ["a", "b"], RULE_REFUND: ["c"]}
     assert judge.episodic_store.feedback_ids("support_tone", "default") == {"a", "b", "c"}
     assert len(judge.history()) == 4  # the rollback is a version of its own; nothing is erased
-    assert judge.align([Feedback(id="c", inputs="refund?", outputs="Refund denied.", value=False,
-                                 rationale=RULE_REFUND)])["unchanged"] == ["c"]
+    assert judge.align(
+        [Feedback(id="c", inputs="refund?", outputs="Refund denied.", value=False, rationale=RULE_REFUND)]
+    )["unchanged"] == ["c"]
 
 
 def test_two_judges_and_two_namespaces_share_stores_without_crossing(make_judge) -> None:
@@ -91,8 +112,17 @@ def test_two_judges_and_two_namespaces_share_stores_without_crossing(make_judge)
         ("judge_b", "team1"): make_judge(spec_b, namespace="team1"),
     }
     for (name, namespace), judge in judges.items():
-        judge.align([Feedback(id="same-id", inputs="shared question", outputs="shared answer", value=True,
-                              rationale=f"Answer true when the text mentions {name}{namespace}.")])
+        judge.align(
+            [
+                Feedback(
+                    id="same-id",
+                    inputs="shared question",
+                    outputs="shared answer",
+                    value=True,
+                    rationale=f"Answer true when the text mentions {name}{namespace}.",
+                )
+            ]
+        )
     for (name, namespace), judge in judges.items():
         [guideline] = judge.guidelines()
         assert guideline["text"] == f"Answer true when the text mentions {name}{namespace}."

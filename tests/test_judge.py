@@ -52,11 +52,19 @@ def test_each_output_type_end_to_end(make_judge, output, answer: Any, expected: 
 
 def test_prompt_holds_instructions_and_guidelines_first_then_examples(make_judge, tone_spec, model) -> None:
     judge = make_judge(tone_spec)
-    judge.align([
-        Feedback(id="refund", inputs="I was charged twice", outputs="Refund done.", value=False, judge_verdict=True,
-                 rationale="Answer false when the text mentions refund."),
-        Feedback(id="parcel", inputs="Where is my parcel", outputs="It ships today.", value=True),
-    ])
+    judge.align(
+        [
+            Feedback(
+                id="refund",
+                inputs="I was charged twice",
+                outputs="Refund done.",
+                value=False,
+                judge_verdict=True,
+                rationale="Answer false when the text mentions refund.",
+            ),
+            Feedback(id="parcel", inputs="Where is my parcel", outputs="It ships today.", value=True),
+        ]
+    )
     judge.judge(inputs="charged twice again", outputs="Refund done, sorry.")
     call = model.calls_of("verdict")[-1]
     assert tone_spec.instructions in call["system"]
@@ -71,8 +79,17 @@ def test_prompt_holds_instructions_and_guidelines_first_then_examples(make_judge
 def test_aligned_memory_changes_the_verdict(make_judge, tone_spec) -> None:
     judge = make_judge(tone_spec)
     before = judge.judge(inputs="Where is my parcel?", outputs="Sorry for the wait, it ships today.")
-    judge.align([Feedback(inputs="I was charged twice", outputs="Sorry! Refund done.", value=True, judge_verdict=False,
-                          rationale="Answer true when the text mentions sorry.")])
+    judge.align(
+        [
+            Feedback(
+                inputs="I was charged twice",
+                outputs="Sorry! Refund done.",
+                value=True,
+                judge_verdict=False,
+                rationale="Answer true when the text mentions sorry.",
+            )
+        ]
+    )
     after = judge.judge(inputs="Where is my parcel?", outputs="Sorry for the wait, it ships today.")
     assert (before["score"], after["score"]) == (False, True)
 
@@ -85,13 +102,17 @@ def test_k_bounds_the_examples(make_judge, tone_spec, model) -> None:
 
 
 def test_invalid_answers_are_retried_with_the_reason(make_judge, tone_spec) -> None:
-    model = ScriptedChatModel(judge=[{"rationale": "hmm", "value": "perhaps"}, "no json here",
-                                     {"rationale": "Clear now.", "value": False}])
+    model = ScriptedChatModel(
+        judge=[{"rationale": "hmm", "value": "perhaps"}, "no json here", {"rationale": "Clear now.", "value": False}]
+    )
     judge = make_judge(tone_spec, model=model)
     verdict = judge.judge(inputs="q", outputs="a")
     assert verdict["score"] is False and verdict["metadata"]["attempts"] == 3
     retry = model.calls_of("verdict")[1]["messages"]
-    assert "value: expected true or false" in retry[-1].content and retry[-2].content == '{"rationale": "hmm", "value": "perhaps"}'
+    assert (
+        "value: expected true or false" in retry[-1].content
+        and retry[-2].content == '{"rationale": "hmm", "value": "perhaps"}'
+    )
 
 
 def test_a_judge_that_never_answers_validly_raises_and_invents_nothing(make_judge, tone_spec) -> None:
@@ -116,8 +137,18 @@ def test_bad_judge_input_names_the_field(make_judge, tone_spec) -> None:
 
 def test_guideline_block_stays_within_its_budget(make_judge, tone_spec, model) -> None:
     judge = make_judge(tone_spec, judge_context=JudgeContext(guideline_token_budget=40))
-    judge.align([Feedback(id=f"f{n}", inputs=f"q{n}", outputs="a", value=True,
-                          rationale=f"Guideline y{n}a y{n}b y{n}c y{n}d y{n}e y{n}f y{n}g.") for n in range(10)])
+    judge.align(
+        [
+            Feedback(
+                id=f"f{n}",
+                inputs=f"q{n}",
+                outputs="a",
+                value=True,
+                rationale=f"Guideline y{n}a y{n}b y{n}c y{n}d y{n}e y{n}f y{n}g.",
+            )
+            for n in range(10)
+        ]
+    )
     verdict = judge.judge(inputs="q", outputs="a")
     shown = verdict["metadata"]["guideline_ids"]
     assert 0 < len(shown) < 10
@@ -141,8 +172,12 @@ def test_judged_text_cannot_close_its_delimiter(make_judge, tone_spec, model) ->
 
 def test_streaming_shows_each_step(make_judge, tone_spec) -> None:
     judge = make_judge(tone_spec)
-    steps = [next(iter(chunk)) for chunk in judge.judge_graph.stream(
-        {"inputs": "q", "outputs": "a"}, stream_mode="updates", context=judge.judge_context)]
+    steps = [
+        next(iter(chunk))
+        for chunk in judge.judge_graph.stream(
+            {"inputs": "q", "outputs": "a"}, stream_mode="updates", context=judge.judge_context
+        )
+    ]
     assert steps == ["retrieve", "build_working_memory", "judge", "parse"]
 
 

@@ -75,14 +75,24 @@ def test_spec_requires_inputs_and_a_safe_name() -> None:
 
 
 def test_spec_round_trips_through_json() -> None:
-    spec = JudgeSpec(name="rubric", instructions="Score it.", output=Score(low=1, high=5),
-                     fields=("inputs", "outputs", "expectations"), optional_fields=("expectations",))
+    spec = JudgeSpec(
+        name="rubric",
+        instructions="Score it.",
+        output=Score(low=1, high=5),
+        fields=("inputs", "outputs", "expectations"),
+        optional_fields=("expectations",),
+    )
     assert JudgeSpec.model_validate_json(spec.model_dump_json()) == spec
 
 
 def test_optional_fields_are_really_optional() -> None:
-    spec = JudgeSpec(name="ref", instructions="Match the reference?", output=Boolean(),
-                     fields=("inputs", "outputs", "expectations"), optional_fields=("expectations",))
+    spec = JudgeSpec(
+        name="ref",
+        instructions="Match the reference?",
+        output=Boolean(),
+        fields=("inputs", "outputs", "expectations"),
+        optional_fields=("expectations",),
+    )
     assert spec.validate_record({"inputs": "q", "outputs": "a"}, where="input") == {"inputs": "q", "outputs": "a"}
     with pytest.raises(InvalidValueError, match=r"input.outputs: required"):
         spec.validate_record({"inputs": "q"}, where="input")
@@ -102,6 +112,9 @@ def test_empty_inputs_are_refused() -> None:
 
 def test_pairwise_outputs_become_a_and_b() -> None:
     spec = JudgeSpec(name="pair", instructions="Which follows the instruction?", output=Pairwise())
-    assert spec.validate_record({"inputs": "q", "outputs": ["x", "y"]}, where="input")["outputs"] == {"A": "x", "B": "y"}
+    assert spec.validate_record({"inputs": "q", "outputs": ["x", "y"]}, where="input")["outputs"] == {
+        "A": "x",
+        "B": "y",
+    }
     with pytest.raises(InvalidValueError, match="two responses"):
         spec.validate_record({"inputs": "q", "outputs": "only one"}, where="input")
