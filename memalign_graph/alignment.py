@@ -9,14 +9,11 @@ earlier leaves memory exactly as it was, and a resumed run redoes its writes ide
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -24,18 +21,13 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 from pydantic import ValidationError
 
+from memalign_graph.dedupe import consolidate, merge_drafts
+from memalign_graph.distillation import distill_batch, distill_messages
 from memalign_graph.episodic import EpisodicStore
 from memalign_graph.errors import InvalidValueError
 from memalign_graph.feedback import Feedback, content_hash
-from memalign_graph.guidelines import guideline_id, prune_provenance
-from memalign_graph.prompts import (
-    CLOSE_CALL_SYSTEM_PROMPT,
-    CLOSE_CALL_USER_PROMPT,
-    DATA_NOTICE,
-    DISTILL_SYSTEM_PROMPT,
-    DISTILL_USER_PROMPT,
-)
-from memalign_graph.rendering import approximate_tokens, retrieval_text, truncate
+from memalign_graph.guidelines import prune_provenance
+from memalign_graph.rendering import retrieval_text
 from memalign_graph.spec import JudgeSpec
 from memalign_graph.state import (
     AlignmentContext,
@@ -44,54 +36,9 @@ from memalign_graph.state import (
     AlignmentPlan,
     AlignmentReport,
     AlignmentState,
-    BatchFailure,
     DistillTask,
-    DraftGuideline,
     FeedbackRecord,
-    Guideline,
 )
-from memalign_graph.structured import StructuredOutputError, invoke_structured
-from memalign_graph.working_memory import render_feedback, render_guidelines
-
-MAX_GUIDELINE_TOKENS = 120
-
-DISTILL_SCHEMA: dict[str, Any] = {
-    "title": "distilled_guidelines",
-    "description": "New general guidelines distilled from the feedback.",
-    "type": "object",
-    "properties": {
-        "guidelines": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "text": {"type": "string", "description": "The guideline, one or two sentences."},
-                    "feedback_ids": {
-                        "type": "array",
-                        "items": {"type": "string"},
-                        "description": "Ids of the feedback items this guideline comes from.",
-                    },
-                },
-                "required": ["text", "feedback_ids"],
-                "additionalProperties": False,
-            },
-        }
-    },
-    "required": ["guidelines"],
-    "additionalProperties": False,
-}
-
-CLOSE_CALL_SCHEMA: dict[str, Any] = {
-    "title": "guideline_comparison",
-    "description": "How a new guideline relates to an existing one.",
-    "type": "object",
-    "properties": {
-        "relation": {"type": "string", "enum": ["same", "conflict", "different"]},
-        "merged": {"type": "string", "description": "The single guideline to keep, for 'same' or 'conflict'."},
-    },
-    "required": ["relation", "merged"],
-    "additionalProperties": False,
-}
 
 
 def create_alignment_graph(
@@ -102,13 +49,14 @@ def create_alignment_graph(
     embeddings: Embeddings,
     episodic_store: EpisodicStore,
     checkpointer: BaseCheckpointSaver | None = None,
+    max_concurrency: int = 4,
     name: str | None = None,
 ) -> CompiledStateGraph:
     """Compile the alignment graph for one judge.
 
     Run it on the judge's memory thread (`memory_thread_id(judge, namespace)`) with a checkpointer:
-    the checkpointed state is the judge's semantic memory. Bound the parallel distillation calls with
-    the run's `max_concurrency`.
+    the checkpointed state is the judge's semantic memory. At most `max_concurrency` distillation
+    calls run at once (a run's own `max_concurrency` overrides it).
     """
 
     def validate(state: AlignmentState, runtime: Runtime[AlignmentContext]) -> dict[str, Any]:
@@ -171,42 +119,18 @@ def create_alignment_graph(
     def distill(task: DistillTask, runtime: Runtime[AlignmentContext]) -> dict[str, Any]:
         """Turn one batch of feedback into draft guidelines; a batch that keeps failing stays pending."""
         context = runtime.context or AlignmentContext()
-        batch = task["batch"]
-        ids = [record["id"] for record in batch]
-        messages = [
-            SystemMessage(
-                DISTILL_SYSTEM_PROMPT.format(
-                    judge=spec.name,
-                    instructions=spec.instructions,
-                    value_description=spec.output.describe(),
-                    data_notice=DATA_NOTICE,
-                )
-            ),
-            HumanMessage(
-                DISTILL_USER_PROMPT.format(
-                    guidelines=render_guidelines(task["guidelines"]),
-                    feedback="\n\n".join(
-                        render_feedback(record, max_tokens_per_field=context.field_token_budget) for record in batch
-                    ),
-                )
-            ),
-        ]
-        last_error = ""
-        for attempt in range(max(1, context.max_distill_attempts)):
-            if attempt:
-                time.sleep(min(0.2 * 2 ** (attempt - 1), 2.0))
-            try:
-                answer, _raw = invoke_structured(model, DISTILL_SCHEMA, messages)
-                return {"drafts": _drafts(answer, ids)}
-            except Exception as error:  # noqa: BLE001 - any failure keeps the batch pending
-                last_error = f"{type(error).__name__}: {error}"
-        return {"failures": [BatchFailure(feedback_ids=ids, error=last_error)]}
+        batch_ids = [record["id"] for record in task["batch"]]
+        messages = distill_messages(
+            spec, task["batch"], task["guidelines"], field_token_budget=context.field_token_budget
+        )
+        outcome = distill_batch(model, messages, batch_ids, attempts=context.max_distill_attempts)
+        return {"drafts": outcome} if isinstance(outcome, list) else {"failures": [outcome]}
 
     def dedupe(state: AlignmentState, runtime: Runtime[AlignmentContext]) -> dict[str, Any]:
-        """Merge drafts that say what a guideline already says: embeddings first, the LLM for close calls."""
+        """Merge drafts that repeat a guideline, then keep the guidelines within their token budget."""
         context = runtime.context or AlignmentContext()
         plan = state["plan"]
-        merged = _merge_drafts(
+        guidelines = merge_drafts(
             model,
             embeddings,
             plan["guidelines"],
@@ -214,7 +138,9 @@ def create_alignment_graph(
             merge_at=context.merge_similarity,
             close_call_at=context.close_call_similarity,
         )
-        return {"plan": {**plan, "guidelines": merged}}
+        if state.get("drafts"):
+            guidelines = consolidate(model, embeddings, guidelines, token_budget=context.guideline_token_budget)
+        return {"plan": {**plan, "guidelines": guidelines}}
 
     def write_memory(state: AlignmentState, runtime: Runtime[AlignmentContext]) -> dict[str, Any]:
         """Write episodes to the store, then semantic memory to the checkpoint; both are idempotent."""
@@ -258,7 +184,8 @@ def create_alignment_graph(
     builder.add_edge("distill", "dedupe")
     builder.add_edge("dedupe", "write_memory")
     builder.add_edge("write_memory", END)
-    return builder.compile(checkpointer=checkpointer, name=name or f"align:{spec.name}")
+    graph = builder.compile(checkpointer=checkpointer, name=name or f"align:{spec.name}")
+    return graph.with_config(max_concurrency=max_concurrency)
 
 
 def write_episodes(
@@ -337,101 +264,3 @@ def _validated_records(spec: JudgeSpec, feedback: list[Any], known: dict[str, Fe
         records[feedback_id] = record
         first_index[feedback_id] = index
     return list(records.values())
-
-
-def _drafts(answer: dict[str, Any], batch_ids: list[str]) -> list[DraftGuideline]:
-    """Clean one distillation answer: non-empty texts, provenance limited to the batch's ids."""
-    items = answer.get("guidelines")
-    if not isinstance(items, list):
-        raise StructuredOutputError("'guidelines' is not a list", str(answer))
-    allowed = set(batch_ids)
-    drafts: list[DraftGuideline] = []
-    for item in items:
-        if not isinstance(item, dict):
-            raise StructuredOutputError("a guideline is not an object", str(answer))
-        text = " ".join(str(item.get("text") or "").split())
-        if not text:
-            continue
-        cited = [str(feedback_id) for feedback_id in item.get("feedback_ids") or [] if str(feedback_id) in allowed]
-        # A guideline that cites nothing usable is credited to its whole batch, so forgetting
-        # the batch's feedback can still remove it.
-        drafts.append(
-            DraftGuideline(text=truncate(text, MAX_GUIDELINE_TOKENS), feedback_ids=sorted(set(cited or batch_ids)))
-        )
-    return drafts
-
-
-def _merge_drafts(
-    model: BaseChatModel,
-    embeddings: Embeddings,
-    guidelines: dict[str, Guideline],
-    drafts: list[DraftGuideline],
-    *,
-    merge_at: float,
-    close_call_at: float,
-) -> dict[str, Guideline]:
-    merged = {key: dict(guideline) for key, guideline in guidelines.items()}
-    if not drafts:
-        return merged  # type: ignore[return-value]
-    now = datetime.now(UTC).isoformat()
-    vectors = embeddings.embed_documents([draft["text"] for draft in drafts])
-    for draft, vector in zip(drafts, vectors, strict=True):
-        unit = _unit(vector)
-        best_key, best_similarity = None, -1.0
-        for key, guideline in merged.items():
-            similarity = float(np.dot(unit, _unit(guideline["embedding"])))
-            if similarity > best_similarity:
-                best_key, best_similarity = key, similarity
-        if best_key is not None and best_similarity >= close_call_at:
-            target = merged[best_key]
-            relation, text = "same", target["text"]
-            if best_similarity < merge_at:
-                relation, text = _close_call(model, target["text"], draft["text"])
-            if relation in ("same", "conflict"):
-                target["feedback_ids"] = sorted(set(target["feedback_ids"]) | set(draft["feedback_ids"]))
-                target["updated_at"] = now
-                if text and text != target["text"]:
-                    target["text"] = text
-                    target["embedding"] = list(embeddings.embed_query(text))
-                continue
-        key = guideline_id(draft["text"])
-        if key in merged:
-            merged[key]["feedback_ids"] = sorted(set(merged[key]["feedback_ids"]) | set(draft["feedback_ids"]))
-            continue
-        merged[key] = Guideline(
-            id=key,
-            text=draft["text"],
-            feedback_ids=list(draft["feedback_ids"]),
-            created_at=now,
-            updated_at=now,
-            embedding=list(vector),
-        )
-    return merged  # type: ignore[return-value]
-
-
-def _close_call(model: BaseChatModel, existing: str, new: str) -> tuple[str, str]:
-    """Ask the model whether two similar guidelines are the same, in conflict, or different.
-
-    A failed call keeps both guidelines (relation 'different'): nothing an expert said is lost.
-    """
-    messages = [
-        SystemMessage(CLOSE_CALL_SYSTEM_PROMPT),
-        HumanMessage(CLOSE_CALL_USER_PROMPT.format(existing=existing, new=new)),
-    ]
-    try:
-        answer, _raw = invoke_structured(model, CLOSE_CALL_SCHEMA, messages)
-    except Exception:  # noqa: BLE001
-        return "different", ""
-    relation = answer.get("relation")
-    merged = " ".join(str(answer.get("merged") or "").split())
-    if relation not in ("same", "conflict", "different"):
-        return "different", ""
-    if relation != "different" and approximate_tokens(merged) > MAX_GUIDELINE_TOKENS:
-        merged = truncate(merged, MAX_GUIDELINE_TOKENS)
-    return relation, merged
-
-
-def _unit(vector: list[float]) -> np.ndarray:
-    array = np.asarray(vector, dtype=np.float32)
-    norm = float(np.linalg.norm(array))
-    return array / norm if norm else array

@@ -94,6 +94,7 @@ class MemAlignJudge:
             embeddings=self.embeddings,
             episodic_store=self.episodic_store,
             checkpointer=self.checkpointer,
+            max_concurrency=max_concurrency,
         )
         self.judge_graph = create_judge_graph(
             self.model,
@@ -277,7 +278,7 @@ class MemAlignJudge:
         self.close()
 
     def _memory_config(self) -> RunnableConfig:
-        return {"configurable": {"thread_id": self.thread_id}, "max_concurrency": self.max_concurrency}
+        return {"configurable": {"thread_id": self.thread_id}}
 
 
 def _example(inputs: Any, outputs: Any = None, expectations: Any = None) -> dict[str, Any]:

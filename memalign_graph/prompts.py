@@ -81,3 +81,12 @@ New guideline:
 
 JSON_ANSWER_INSTRUCTIONS = """Reply with one JSON object and nothing else, following this JSON schema:
 {schema}"""
+
+CONSOLIDATE_SYSTEM_PROMPT = """You keep an evaluation judge's guidelines short enough to fit its prompt.
+The guidelines below take about {tokens} tokens; the budget is {budget}. Rewrite them as fewer, shorter
+guidelines that keep every distinct rule the experts taught: merge overlapping ones, drop repetition.
+For each guideline you write, list in replaces the ids of every given guideline it replaces; every given id
+belongs in exactly one replaces list. Never change the judge's criterion or verdict type."""
+
+CONSOLIDATE_USER_PROMPT = """Guidelines (most supported first):
+{guidelines}"""

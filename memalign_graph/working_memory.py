@@ -6,7 +6,7 @@ the judged example) last, so providers that cache prompt prefixes reuse the firs
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from memalign_graph.prompts import (
@@ -23,12 +23,21 @@ from memalign_graph.spec import JudgeSpec
 from memalign_graph.state import Episode, FeedbackRecord, Guideline, WorkingMemory
 
 
+def guideline_tokens(guideline: Mapping[str, Any]) -> int:
+    """What one guideline costs in the prompt: its text and its bullet with the id."""
+    return approximate_tokens(guideline["text"]) + 6
+
+
+def guideline_block_tokens(guidelines: Iterable[Mapping[str, Any]]) -> int:
+    return sum(guideline_tokens(guideline) for guideline in guidelines)
+
+
 def select_guidelines(guidelines: Sequence[Guideline], token_budget: int) -> list[Guideline]:
     """The best-supported guidelines that fit the budget (they arrive ranked)."""
     chosen: list[Guideline] = []
     used = 0
     for guideline in guidelines:
-        cost = approximate_tokens(guideline["text"]) + 4
+        cost = guideline_tokens(guideline)
         if used + cost > token_budget:
             continue
         chosen.append(guideline)

@@ -78,7 +78,7 @@ def _typed(word: str) -> Any:
 
 
 class ScriptedChatModel(BaseChatModel):
-    """A chat model that answers by prompt kind (verdict, distillation, close call) and records every call.
+    """A chat model that answers by prompt kind (verdict, distillation, close call, consolidation); records calls.
 
     Each kind takes a callable of the prompt text, or a list of scripted answers used in order (an
     `Exception` in the list is raised, a `str` is returned as raw text). `structured=False` makes it a
@@ -90,6 +90,7 @@ class ScriptedChatModel(BaseChatModel):
     judge: Callable[[str, str], dict[str, Any]] | list[Answer] = learned_rule_policy(default=False)
     distill: Callable[[str], dict[str, Any]] | list[Answer] = rationale_distiller
     close_call: Callable[[str], dict[str, Any]] | list[Answer] = lambda prompt: literal_comparison(prompt)
+    consolidate: Callable[[str], dict[str, Any]] | list[Answer] = lambda prompt: {"guidelines": []}
     structured: bool = True
     latency_s: float = 0.0
 
@@ -141,7 +142,7 @@ class ScriptedChatModel(BaseChatModel):
         kind = next(
             (
                 title
-                for title in ("verdict", "distilled_guidelines", "guideline_comparison")
+                for title in ("verdict", "distilled_guidelines", "guideline_comparison", "consolidated_guidelines")
                 if f'"title": "{title}"' in text
             ),
             "verdict",
@@ -162,6 +163,7 @@ class ScriptedChatModel(BaseChatModel):
                 "verdict": self.judge,
                 "distilled_guidelines": self.distill,
                 "guideline_comparison": self.close_call,
+                "consolidated_guidelines": self.consolidate,
             }[kind]
             if isinstance(script, list):
                 with self._lock:

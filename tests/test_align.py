@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -236,3 +237,62 @@ def test_keep_only_mistakes_as_episodes_when_configured(make_judge, tone_spec) -
     judge = make_judge(tone_spec, alignment_context=AlignmentContext(keep_episodes="mistakes"))
     judge.align([fb(1, value=True, judge_verdict=True), fb(2, value=True, judge_verdict=False), fb(3, value=False)])
     assert judge.episodic_store.feedback_ids("support_tone", "default") == {"fb-2", "fb-3"}
+
+
+def test_guidelines_over_budget_are_consolidated_with_provenance_united(make_judge, tone_spec) -> None:
+    def merge_all(prompt: str) -> dict[str, Any]:
+        ids = re.findall(r"^- \[(gl-[0-9a-f]+)\]", prompt, re.MULTILINE)
+        return {"guidelines": [{"text": "Be warm and accurate.", "replaces": ids}]}
+
+    model = ScriptedChatModel(consolidate=merge_all)
+    judge = make_judge(tone_spec, model=model, alignment_context=AlignmentContext(guideline_token_budget=60))
+    judge.align([fb(n, f"Mind x{n}a x{n}b x{n}c and be careful here.") for n in range(4)])
+    assert len(model.calls_of("consolidated_guidelines")) == 1
+    [guideline] = judge.guidelines()
+    assert guideline["text"] == "Be warm and accurate."
+    assert guideline["feedback_ids"] == ["fb-0", "fb-1", "fb-2", "fb-3"]
+    judge.forget(["fb-0", "fb-1", "fb-2", "fb-3"])
+    assert judge.guidelines() == []
+
+
+def test_a_failed_consolidation_keeps_every_guideline(make_judge, tone_spec) -> None:
+    model = ScriptedChatModel(consolidate=[TimeoutError("slow")])
+    judge = make_judge(tone_spec, model=model, alignment_context=AlignmentContext(guideline_token_budget=30))
+    judge.align([fb(n, f"Mind x{n}a x{n}b x{n}c.") for n in range(4)])
+    assert len(judge.guidelines()) == 4
+
+
+def test_a_consolidation_that_accounts_for_some_guidelines_keeps_the_rest(make_judge, tone_spec) -> None:
+    def merge_two(prompt: str) -> dict[str, Any]:
+        ids = re.findall(r"^- \[(gl-[0-9a-f]+)\]", prompt, re.MULTILINE)
+        return {"guidelines": [{"text": "Merged pair.", "replaces": ids[:2] + ["gl-unknown"]}]}
+
+    model = ScriptedChatModel(consolidate=merge_two)
+    judge = make_judge(tone_spec, model=model, alignment_context=AlignmentContext(guideline_token_budget=30))
+    judge.align([fb(n, f"Mind x{n}a x{n}b x{n}c.") for n in range(4)])
+    texts = sorted(g["text"] for g in judge.guidelines())
+    assert len(texts) == 3 and "Merged pair." in texts
+    assert sorted(i for g in judge.guidelines() for i in g["feedback_ids"]) == [f"fb-{n}" for n in range(4)]
+
+
+def test_alignments_of_one_judge_are_serialized(make_judge, tone_spec) -> None:
+    model = ScriptedChatModel(latency_s=0.05)
+    judge = make_judge(tone_spec, model=model)
+    errors: list[BaseException] = []
+
+    def align(start: int) -> None:
+        try:
+            judge.align([fb(n, f"Mind x{n}a x{n}b x{n}c.") for n in range(start, start + 3)])
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=align, args=(start,)) for start in (0, 10, 20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    expected = {f"fb-{n}" for start in (0, 10, 20) for n in range(start, start + 3)}
+    assert {i for g in judge.guidelines() for i in g["feedback_ids"]} == expected
+    assert judge.episodic_store.feedback_ids("support_tone", "default") == expected
+    assert len(judge.history()) == 3

@@ -1,0 +1,200 @@
+"""Dedupe: keep semantic memory free of repeats and contradictions, and within its token budget.
+
+Embedding similarity decides the clear cases for free; the LLM is asked only about close calls, and
+once more, to consolidate, when the guidelines outgrow their budget. A failed LLM call never loses a
+guideline: both versions stay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import HumanMessage, SystemMessage
+
+from memalign_graph.distillation import MAX_GUIDELINE_TOKENS
+from memalign_graph.guidelines import guideline_id
+from memalign_graph.prompts import (
+    CLOSE_CALL_SYSTEM_PROMPT,
+    CLOSE_CALL_USER_PROMPT,
+    CONSOLIDATE_SYSTEM_PROMPT,
+    CONSOLIDATE_USER_PROMPT,
+)
+from memalign_graph.rendering import truncate
+from memalign_graph.semantic import rank_guidelines
+from memalign_graph.state import DraftGuideline, Guideline
+from memalign_graph.structured import invoke_structured
+from memalign_graph.working_memory import guideline_block_tokens, render_guidelines
+
+CLOSE_CALL_SCHEMA: dict[str, Any] = {
+    "title": "guideline_comparison",
+    "description": "How a new guideline relates to an existing one.",
+    "type": "object",
+    "properties": {
+        "relation": {"type": "string", "enum": ["same", "conflict", "different"]},
+        "merged": {"type": "string", "description": "The single guideline to keep, for 'same' or 'conflict'."},
+    },
+    "required": ["relation", "merged"],
+    "additionalProperties": False,
+}
+
+CONSOLIDATE_SCHEMA: dict[str, Any] = {
+    "title": "consolidated_guidelines",
+    "description": "Fewer, shorter guidelines that replace the given ones.",
+    "type": "object",
+    "properties": {
+        "guidelines": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "text": {"type": "string"},
+                    "replaces": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "Ids of the given guidelines this one replaces.",
+                    },
+                },
+                "required": ["text", "replaces"],
+                "additionalProperties": False,
+            },
+        }
+    },
+    "required": ["guidelines"],
+    "additionalProperties": False,
+}
+
+
+def merge_drafts(
+    model: BaseChatModel,
+    embeddings: Embeddings,
+    guidelines: Mapping[str, Guideline],
+    drafts: list[DraftGuideline],
+    *,
+    merge_at: float,
+    close_call_at: float,
+) -> dict[str, Guideline]:
+    """Add drafts to the guidelines; a draft that says what one already says merges into it (provenance united)."""
+    merged: dict[str, Guideline] = {key: Guideline(**guideline) for key, guideline in guidelines.items()}
+    if not drafts:
+        return merged
+    now = _now()
+    vectors = embeddings.embed_documents([draft["text"] for draft in drafts])
+    for draft, vector in zip(drafts, vectors, strict=True):
+        nearest, similarity = _nearest(vector, merged)
+        if nearest is not None and similarity >= close_call_at:
+            relation, text = (
+                ("same", "") if similarity >= merge_at else close_call(model, nearest["text"], draft["text"])
+            )
+            if relation in ("same", "conflict"):
+                _absorb(nearest, draft["feedback_ids"], now)
+                if text and text != nearest["text"]:
+                    nearest["text"] = text
+                    nearest["embedding"] = list(embeddings.embed_query(text))
+                continue
+        key = guideline_id(draft["text"])
+        if key in merged:
+            _absorb(merged[key], draft["feedback_ids"], now)
+            continue
+        merged[key] = Guideline(
+            id=key,
+            text=draft["text"],
+            feedback_ids=list(draft["feedback_ids"]),
+            created_at=now,
+            updated_at=now,
+            embedding=list(vector),
+        )
+    return merged
+
+
+def close_call(model: BaseChatModel, existing: str, new: str) -> tuple[str, str]:
+    """Ask the model whether two similar guidelines are the same, in conflict, or different."""
+    messages = [
+        SystemMessage(CLOSE_CALL_SYSTEM_PROMPT),
+        HumanMessage(CLOSE_CALL_USER_PROMPT.format(existing=existing, new=new)),
+    ]
+    try:
+        answer, _raw = invoke_structured(model, CLOSE_CALL_SCHEMA, messages)
+    except Exception:  # noqa: BLE001 - keeping both guidelines loses nothing
+        return "different", ""
+    relation = answer.get("relation")
+    if relation not in ("same", "conflict", "different"):
+        return "different", ""
+    return relation, truncate(" ".join(str(answer.get("merged") or "").split()), MAX_GUIDELINE_TOKENS)
+
+
+def consolidate(
+    model: BaseChatModel, embeddings: Embeddings, guidelines: dict[str, Guideline], *, token_budget: int
+) -> dict[str, Guideline]:
+    """Rewrite guidelines that outgrew their budget into fewer ones; provenance follows every rewrite.
+
+    A replacement's provenance is the union of the guidelines it replaces, so forgetting feedback still
+    reaches it. Guidelines the answer does not account for stay as they are.
+    """
+    tokens = guideline_block_tokens(guidelines.values())
+    if tokens <= token_budget:
+        return guidelines
+    ranked = rank_guidelines(guidelines.values())
+    messages = [
+        SystemMessage(CONSOLIDATE_SYSTEM_PROMPT.format(tokens=tokens, budget=token_budget)),
+        HumanMessage(CONSOLIDATE_USER_PROMPT.format(guidelines=render_guidelines(ranked))),
+    ]
+    try:
+        answer, _raw = invoke_structured(model, CONSOLIDATE_SCHEMA, messages)
+        items = [item for item in answer["guidelines"] if isinstance(item, dict)]
+    except Exception:  # noqa: BLE001 - over budget is better than lost guidance; judging still caps the block
+        return guidelines
+    result = dict(guidelines)
+    now = _now()
+    rewrites: list[tuple[str, list[str]]] = []
+    replaced: set[str] = set()
+    for item in items:
+        text = truncate(" ".join(str(item.get("text") or "").split()), MAX_GUIDELINE_TOKENS)
+        sources = [key for key in item.get("replaces") or [] if key in guidelines and key not in replaced]
+        if text and sources:
+            rewrites.append((text, sources))
+            replaced.update(sources)
+    vectors = embeddings.embed_documents([text for text, _ in rewrites]) if rewrites else []
+    for (text, sources), vector in zip(rewrites, vectors, strict=True):
+        provenance = sorted({feedback_id for key in sources for feedback_id in guidelines[key]["feedback_ids"]})
+        for key in sources:
+            result.pop(key, None)
+        key = guideline_id(text)
+        created = min(guidelines[source]["created_at"] for source in sources)
+        if key in result:
+            _absorb(result[key], provenance, now)
+            continue
+        result[key] = Guideline(
+            id=key, text=text, feedback_ids=provenance, created_at=created, updated_at=now, embedding=list(vector)
+        )
+    return result
+
+
+def _nearest(vector: list[float], guidelines: dict[str, Guideline]) -> tuple[Guideline | None, float]:
+    unit = _unit(vector)
+    best: Guideline | None = None
+    best_similarity = -1.0
+    for guideline in guidelines.values():
+        similarity = float(np.dot(unit, _unit(guideline["embedding"])))
+        if similarity > best_similarity:
+            best, best_similarity = guideline, similarity
+    return best, best_similarity
+
+
+def _absorb(guideline: Guideline, feedback_ids: list[str], now: str) -> None:
+    guideline["feedback_ids"] = sorted(set(guideline["feedback_ids"]) | set(feedback_ids))
+    guideline["updated_at"] = now
+
+
+def _unit(vector: list[float]) -> np.ndarray:
+    array = np.asarray(vector, dtype=np.float32)
+    norm = float(np.linalg.norm(array))
+    return array / norm if norm else array
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()

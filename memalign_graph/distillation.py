@@ -1,0 +1,98 @@
+"""Distillation: one LLM call turns a batch of expert feedback into draft guidelines."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+
+from memalign_graph.prompts import DATA_NOTICE, DISTILL_SYSTEM_PROMPT, DISTILL_USER_PROMPT
+from memalign_graph.rendering import truncate
+from memalign_graph.spec import JudgeSpec
+from memalign_graph.state import BatchFailure, DraftGuideline, FeedbackRecord
+from memalign_graph.structured import StructuredOutputError, invoke_structured
+from memalign_graph.working_memory import render_feedback, render_guidelines
+
+MAX_GUIDELINE_TOKENS = 120
+
+DISTILL_SCHEMA: dict[str, Any] = {
+    "title": "distilled_guidelines",
+    "description": "New general guidelines distilled from the feedback.",
+    "type": "object",
+    "properties": {
+        "guidelines": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "text": {"type": "string", "description": "The guideline, one or two sentences."},
+                    "feedback_ids": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "Ids of the feedback items this guideline comes from.",
+                    },
+                },
+                "required": ["text", "feedback_ids"],
+                "additionalProperties": False,
+            },
+        }
+    },
+    "required": ["guidelines"],
+    "additionalProperties": False,
+}
+
+
+def distill_messages(
+    spec: JudgeSpec, batch: Sequence[FeedbackRecord], guidelines: Sequence[dict[str, Any]], *, field_token_budget: int
+) -> list[BaseMessage]:
+    """The distillation prompt: the judge's criterion, its current guidelines, the delimited feedback."""
+    system = DISTILL_SYSTEM_PROMPT.format(
+        judge=spec.name,
+        instructions=spec.instructions,
+        value_description=spec.output.describe(),
+        data_notice=DATA_NOTICE,
+    )
+    feedback = "\n\n".join(render_feedback(record, max_tokens_per_field=field_token_budget) for record in batch)
+    user = DISTILL_USER_PROMPT.format(guidelines=render_guidelines(guidelines), feedback=feedback)
+    return [SystemMessage(system), HumanMessage(user)]
+
+
+def distill_batch(
+    model: BaseChatModel, messages: list[BaseMessage], batch_ids: list[str], *, attempts: int
+) -> list[DraftGuideline] | BatchFailure:
+    """Draft guidelines for one batch, or the failure that keeps the batch pending after `attempts` tries."""
+    last_error = ""
+    for attempt in range(max(1, attempts)):
+        if attempt:
+            time.sleep(min(0.2 * 2 ** (attempt - 1), 2.0))
+        try:
+            answer, _raw = invoke_structured(model, DISTILL_SCHEMA, messages)
+            return clean_drafts(answer, batch_ids)
+        except Exception as error:  # noqa: BLE001 - any failure keeps the batch pending, reported
+            last_error = f"{type(error).__name__}: {error}"
+    return BatchFailure(feedback_ids=batch_ids, error=last_error)
+
+
+def clean_drafts(answer: dict[str, Any], batch_ids: list[str]) -> list[DraftGuideline]:
+    """Non-empty, bounded guideline texts whose provenance is limited to the batch's own ids."""
+    items = answer.get("guidelines")
+    if not isinstance(items, list):
+        raise StructuredOutputError("'guidelines' is not a list", str(answer))
+    allowed = set(batch_ids)
+    drafts: list[DraftGuideline] = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise StructuredOutputError("a guideline is not an object", str(answer))
+        text = " ".join(str(item.get("text") or "").split())
+        if not text:
+            continue
+        cited = [str(feedback_id) for feedback_id in item.get("feedback_ids") or [] if str(feedback_id) in allowed]
+        # A guideline that cites nothing usable is credited to its whole batch, so forgetting
+        # the batch's feedback can still remove it.
+        drafts.append(
+            DraftGuideline(text=truncate(text, MAX_GUIDELINE_TOKENS), feedback_ids=sorted(set(cited or batch_ids)))
+        )
+    return drafts
