@@ -129,19 +129,16 @@ class Score(_OutputType):
         return int(number) if number.is_integer() else number
 
     def json_schema(self) -> dict[str, Any]:
-        return {
-            "type": "integer" if self.integer else "number",
-            "minimum": self.low,
-            "maximum": self.high,
-        }
+        low, high = (int(b) if float(b).is_integer() else b for b in (self.low, self.high))
+        return {"type": "integer" if self.integer else "number", "minimum": low, "maximum": high}
 
     def describe(self) -> str:
         kind = "a whole number" if self.integer else "a number"
         return f"{kind} from {self._bounds()}"
 
     def _bounds(self) -> str:
-        low, high = (int(b) if float(b).is_integer() else b for b in (self.low, self.high))
-        return f"{low} to {high}"
+        schema = self.json_schema()
+        return f"{schema['minimum']} to {schema['maximum']}"
 
 
 class Pairwise(_OutputType):
