@@ -16,7 +16,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from memalign_graph.distillation import MAX_GUIDELINE_TOKENS
+from memalign_graph.distillation import MAX_GUIDELINE_TOKENS, guideline_list_schema
 from memalign_graph.guidelines import guideline_id
 from memalign_graph.prompts import (
     CLOSE_CALL_SYSTEM_PROMPT,
@@ -42,31 +42,12 @@ CLOSE_CALL_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
-CONSOLIDATE_SCHEMA: dict[str, Any] = {
-    "title": "consolidated_guidelines",
-    "description": "Fewer, shorter guidelines that replace the given ones.",
-    "type": "object",
-    "properties": {
-        "guidelines": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "text": {"type": "string"},
-                    "replaces": {
-                        "type": "array",
-                        "items": {"type": "string"},
-                        "description": "Ids of the given guidelines this one replaces.",
-                    },
-                },
-                "required": ["text", "replaces"],
-                "additionalProperties": False,
-            },
-        }
-    },
-    "required": ["guidelines"],
-    "additionalProperties": False,
-}
+CONSOLIDATE_SCHEMA = guideline_list_schema(
+    "consolidated_guidelines",
+    "Fewer, shorter guidelines that replace the given ones.",
+    "replaces",
+    "Ids of the given guidelines this one replaces.",
+)
 
 
 def merge_drafts(

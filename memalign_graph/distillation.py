@@ -18,31 +18,38 @@ from memalign_graph.working_memory import render_feedback, render_guidelines
 
 MAX_GUIDELINE_TOKENS = 120
 
-DISTILL_SCHEMA: dict[str, Any] = {
-    "title": "distilled_guidelines",
-    "description": "New general guidelines distilled from the feedback.",
-    "type": "object",
-    "properties": {
-        "guidelines": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "text": {"type": "string", "description": "The guideline, one or two sentences."},
-                    "feedback_ids": {
-                        "type": "array",
-                        "items": {"type": "string"},
-                        "description": "Ids of the feedback items this guideline comes from.",
+
+def guideline_list_schema(title: str, description: str, source_key: str, source_description: str) -> dict[str, Any]:
+    """The JSON schema of a list of guidelines, each citing where it comes from under `source_key`."""
+    return {
+        "title": title,
+        "description": description,
+        "type": "object",
+        "properties": {
+            "guidelines": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "text": {"type": "string", "description": "The guideline, one or two sentences."},
+                        source_key: {"type": "array", "items": {"type": "string"}, "description": source_description},
                     },
+                    "required": ["text", source_key],
+                    "additionalProperties": False,
                 },
-                "required": ["text", "feedback_ids"],
-                "additionalProperties": False,
-            },
-        }
-    },
-    "required": ["guidelines"],
-    "additionalProperties": False,
-}
+            }
+        },
+        "required": ["guidelines"],
+        "additionalProperties": False,
+    }
+
+
+DISTILL_SCHEMA = guideline_list_schema(
+    "distilled_guidelines",
+    "New general guidelines distilled from the feedback.",
+    "feedback_ids",
+    "Ids of the feedback items this guideline comes from.",
+)
 
 
 def distill_messages(
