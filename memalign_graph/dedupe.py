@@ -7,7 +7,7 @@ guideline: both versions stay.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,10 +64,12 @@ def merge_drafts(
     if not drafts:
         return merged
     now = _now()
+    index = _SimilarityIndex(merged.values())
     vectors = embeddings.embed_documents([draft["text"] for draft in drafts])
     for draft, vector in zip(drafts, vectors, strict=True):
-        nearest, similarity = _nearest(vector, merged)
-        if nearest is not None and similarity >= close_call_at:
+        nearest_key, similarity = index.nearest(vector)
+        if nearest_key is not None and similarity >= close_call_at:
+            nearest = merged[nearest_key]
             relation, text = (
                 ("same", "") if similarity >= merge_at else close_call(model, nearest["text"], draft["text"])
             )
@@ -76,6 +78,7 @@ def merge_drafts(
                 if text and text != nearest["text"]:
                     nearest["text"] = text
                     nearest["embedding"] = list(embeddings.embed_query(text))
+                    index.add(nearest_key, nearest["embedding"])
                 continue
         key = guideline_id(draft["text"])
         if key in merged:
@@ -89,6 +92,7 @@ def merge_drafts(
             updated_at=now,
             embedding=list(vector),
         )
+        index.add(key, vector)
     return merged
 
 
@@ -155,15 +159,31 @@ def consolidate(
     return result
 
 
-def _nearest(vector: list[float], guidelines: dict[str, Guideline]) -> tuple[Guideline | None, float]:
-    unit = _unit(vector)
-    best: Guideline | None = None
-    best_similarity = -1.0
-    for guideline in guidelines.values():
-        similarity = float(np.dot(unit, _unit(guideline["embedding"])))
-        if similarity > best_similarity:
-            best, best_similarity = guideline, similarity
-    return best, best_similarity
+class _SimilarityIndex:
+    """Unit vectors of the guidelines in one matrix, so a draft is compared with all of them at once."""
+
+    def __init__(self, guidelines: Iterable[Guideline]) -> None:
+        self._keys: list[str] = []
+        self._rows: dict[str, int] = {}
+        self._matrix = np.zeros((0, 0), dtype=np.float32)
+        for guideline in guidelines:
+            self.add(guideline["id"], guideline["embedding"])
+
+    def add(self, key: str, vector: list[float]) -> None:
+        unit = _unit(vector)
+        if key in self._rows:
+            self._matrix[self._rows[key]] = unit
+            return
+        self._matrix = unit[None, :] if not self._keys else np.vstack([self._matrix, unit])
+        self._rows[key] = len(self._keys)
+        self._keys.append(key)
+
+    def nearest(self, vector: list[float]) -> tuple[str | None, float]:
+        if not self._keys:
+            return None, -1.0
+        similarities = self._matrix @ _unit(vector)
+        best = int(np.argmax(similarities))
+        return self._keys[best], float(similarities[best])
 
 
 def _absorb(guideline: Guideline, feedback_ids: list[str], now: str) -> None:

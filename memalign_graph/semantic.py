@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.sqlite import SqliteSaver
 
 from memalign_graph.state import Guideline
 
@@ -34,7 +36,13 @@ class SemanticMemoryReader(Protocol):
 
 
 class CheckpointSemanticMemory:
-    """Reads a judge's guidelines from the alignment thread of a LangGraph checkpointer."""
+    """Reads a judge's guidelines from the alignment thread of a LangGraph checkpointer.
+
+    Loading a checkpoint deserializes the whole alignment state (guidelines with their embeddings, and
+    the feedback ledger): tens of milliseconds at a thousand records. Where the checkpointer lets us ask
+    for the latest checkpoint id alone (SQLite, in memory), a judgment pays only for that query until
+    an alignment changes memory.
+    """
 
     def __init__(self, checkpointer: BaseCheckpointSaver) -> None:
         self._checkpointer = checkpointer
@@ -43,19 +51,37 @@ class CheckpointSemanticMemory:
 
     def read(self, judge: str, namespace: str) -> SemanticSnapshot:
         thread_id = memory_thread_id(judge, namespace)
+        with self._lock:
+            cached = self._cache.get(thread_id)
+        if cached is not None and cached.checkpoint_id == latest_checkpoint_id(self._checkpointer, thread_id):
+            return cached
         latest = self._checkpointer.get_tuple({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}})
         if latest is None:
             return SemanticSnapshot(checkpoint_id=None)
-        checkpoint_id = latest.checkpoint["id"]
-        with self._lock:
-            cached = self._cache.get(thread_id)
-            if cached is not None and cached.checkpoint_id == checkpoint_id:
-                return cached
         guidelines = latest.checkpoint["channel_values"].get("guidelines") or {}
-        snapshot = SemanticSnapshot(checkpoint_id=checkpoint_id, guidelines=rank_guidelines(guidelines.values()))
+        snapshot = SemanticSnapshot(
+            checkpoint_id=latest.checkpoint["id"], guidelines=rank_guidelines(guidelines.values())
+        )
         with self._lock:
             self._cache[thread_id] = snapshot
         return snapshot
+
+
+def latest_checkpoint_id(checkpointer: BaseCheckpointSaver, thread_id: str) -> str | None:
+    """The id of a thread's latest checkpoint without loading it, or None where the saver cannot tell."""
+    if isinstance(checkpointer, InMemorySaver):
+        checkpoints = checkpointer.storage.get(thread_id, {}).get("", {})
+        return max(checkpoints) if checkpoints else None
+    if isinstance(checkpointer, SqliteSaver):
+        with checkpointer.cursor(transaction=False) as cursor:
+            cursor.execute(
+                "SELECT checkpoint_id FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = '' "
+                "ORDER BY checkpoint_id DESC LIMIT 1",
+                (thread_id,),
+            )
+            row = cursor.fetchone()
+        return row[0] if row else None
+    return None
 
 
 def rank_guidelines(guidelines: object) -> list[Guideline]:
