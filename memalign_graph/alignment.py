@@ -28,6 +28,7 @@ from memalign_graph.errors import InvalidValueError
 from memalign_graph.feedback import Feedback, content_hash
 from memalign_graph.guidelines import prune_provenance
 from memalign_graph.rendering import retrieval_text
+from memalign_graph.resources import ResourceResolver, Resources, fixed
 from memalign_graph.spec import JudgeSpec
 from memalign_graph.state import (
     AlignmentContext,
@@ -58,10 +59,26 @@ def create_alignment_graph(
     the checkpointed state is the judge's semantic memory. At most `max_concurrency` distillation
     calls run at once (a run's own `max_concurrency` overrides it).
     """
+    resources = Resources(spec=spec, model=model, embeddings=embeddings, episodic_store=episodic_store)
+    return build_alignment_graph(
+        fixed(resources), checkpointer=checkpointer, max_concurrency=max_concurrency, name=name or f"align:{spec.name}"
+    )
+
+
+def build_alignment_graph(
+    resolve: ResourceResolver,
+    *,
+    checkpointer: BaseCheckpointSaver | None = None,
+    max_concurrency: int = 4,
+    context_schema: type[AlignmentContext] = AlignmentContext,
+    name: str = "align",
+) -> CompiledStateGraph:
+    """The alignment graph over resources resolved per run (see `create_alignment_graph`)."""
 
     def validate(state: AlignmentState, runtime: Runtime[AlignmentContext]) -> dict[str, Any]:
         """Check every record before anything is written, and decide what this run will change."""
         context = runtime.context or AlignmentContext()
+        spec = resolve(runtime).spec
         _check_identity(state, spec.name, context.namespace)
         records = dict(state.get("records") or {})
         incoming = _validated_records(spec, state.get("feedback") or [], records)
@@ -119,27 +136,31 @@ def create_alignment_graph(
     def distill(task: DistillTask, runtime: Runtime[AlignmentContext]) -> dict[str, Any]:
         """Turn one batch of feedback into draft guidelines; a batch that keeps failing stays pending."""
         context = runtime.context or AlignmentContext()
+        resources = resolve(runtime)
         batch_ids = [record["id"] for record in task["batch"]]
         messages = distill_messages(
-            spec, task["batch"], task["guidelines"], field_token_budget=context.field_token_budget
+            resources.spec, task["batch"], task["guidelines"], field_token_budget=context.field_token_budget
         )
-        outcome = distill_batch(model, messages, batch_ids, attempts=context.max_distill_attempts)
+        outcome = distill_batch(resources.model, messages, batch_ids, attempts=context.max_distill_attempts)
         return {"drafts": outcome} if isinstance(outcome, list) else {"failures": [outcome]}
 
     def dedupe(state: AlignmentState, runtime: Runtime[AlignmentContext]) -> dict[str, Any]:
         """Merge drafts that repeat a guideline, then keep the guidelines within their token budget."""
         context = runtime.context or AlignmentContext()
         plan = state["plan"]
+        resources = resolve(runtime)
         guidelines = merge_drafts(
-            model,
-            embeddings,
+            resources.model,
+            resources.embeddings,
             plan["guidelines"],
             state.get("drafts") or [],
             merge_at=context.merge_similarity,
             close_call_at=context.close_call_similarity,
         )
         if state.get("drafts"):
-            guidelines = consolidate(model, embeddings, guidelines, token_budget=context.guideline_token_budget)
+            guidelines = consolidate(
+                resources.model, resources.embeddings, guidelines, token_budget=context.guideline_token_budget
+            )
         return {"plan": {**plan, "guidelines": guidelines}}
 
     def write_memory(state: AlignmentState, runtime: Runtime[AlignmentContext]) -> dict[str, Any]:
@@ -147,8 +168,12 @@ def create_alignment_graph(
         context = runtime.context or AlignmentContext()
         plan = state["plan"]
         failed = {feedback_id for failure in state.get("failures") or [] for feedback_id in failure["feedback_ids"]}
-        episodic_store.delete(spec.name, context.namespace, plan["delete"])
-        write_episodes(episodic_store, embeddings, spec.name, context.namespace, plan["upsert"], context)
+        resources = resolve(runtime)
+        judge = resources.spec.name
+        resources.episodic_store.delete(judge, context.namespace, plan["delete"])
+        write_episodes(
+            resources.episodic_store, resources.embeddings, judge, context.namespace, plan["upsert"], context
+        )
         records = {key: value for key, value in (state.get("records") or {}).items() if key not in plan["delete"]}
         for record in plan["distill"]:
             records[record["id"]] = {**record, "distilled": record["id"] not in failed}
@@ -173,7 +198,7 @@ def create_alignment_graph(
         return {"records": records, "guidelines": new, "report": report}
 
     builder = StateGraph(
-        AlignmentState, context_schema=AlignmentContext, input_schema=AlignmentInput, output_schema=AlignmentOutput
+        AlignmentState, context_schema=context_schema, input_schema=AlignmentInput, output_schema=AlignmentOutput
     )
     builder.add_node("validate", validate)
     builder.add_node("distill", distill)
@@ -184,7 +209,7 @@ def create_alignment_graph(
     builder.add_edge("distill", "dedupe")
     builder.add_edge("dedupe", "write_memory")
     builder.add_edge("write_memory", END)
-    graph = builder.compile(checkpointer=checkpointer, name=name or f"align:{spec.name}")
+    graph = builder.compile(checkpointer=checkpointer, name=name)
     return graph.with_config(max_concurrency=max_concurrency)
 
 

@@ -20,9 +20,10 @@ from memalign_graph.episodic import EpisodicStore
 from memalign_graph.errors import InvalidValueError, VerdictParseError
 from memalign_graph.prompts import JUDGE_RETRY_PROMPT, JUSTIFICATION_FIELD
 from memalign_graph.rendering import retrieval_text
+from memalign_graph.resources import ResourceResolver, Resources, fixed, semantic_memory_of
 from memalign_graph.semantic import SemanticMemoryReader
 from memalign_graph.spec import JudgeSpec
-from memalign_graph.state import JudgeContext, JudgeInput, JudgeOutput, JudgeState, Verdict
+from memalign_graph.state import JudgeContext, JudgeInput, JudgeOutput, JudgeState, MemoryUsed, Verdict
 from memalign_graph.structured import StructuredOutputError, invoke_structured
 from memalign_graph.working_memory import build_judge_prompt
 
@@ -69,21 +70,36 @@ def create_judge_graph(
     spec: JudgeSpec,
     embeddings: Embeddings,
     episodic_store: EpisodicStore,
-    semantic_memory: SemanticMemoryReader,
+    semantic_memory: SemanticMemoryReader | None = None,
     name: str | None = None,
 ) -> CompiledStateGraph:
-    """Compile the judging graph for one judge. Per-run settings come from `JudgeContext`."""
-    schema = verdict_schema(spec)
+    """Compile the judging graph for one judge. Per-run settings come from `JudgeContext`.
+
+    Without `semantic_memory`, guidelines are read through the checkpointer of the run itself: nest
+    the graph in a checkpointed graph, or serve it with the LangGraph server.
+    """
+    resources = Resources(
+        spec=spec, model=model, embeddings=embeddings, episodic_store=episodic_store, semantic_memory=semantic_memory
+    )
+    return build_judge_graph(fixed(resources), name=name or f"judge:{spec.name}")
+
+
+def build_judge_graph(
+    resolve: ResourceResolver, *, context_schema: type[JudgeContext] = JudgeContext, name: str = "judge"
+) -> CompiledStateGraph:
+    """The judging graph over resources resolved per run (see `create_judge_graph` for the usual form)."""
 
     def retrieve(state: JudgeState, runtime: Runtime[JudgeContext]) -> dict[str, Any]:
         """Fetch both memories: every guideline, and the k past examples nearest to this input."""
         context = runtime.context or JudgeContext()
+        resources = resolve(runtime)
+        spec = resources.spec
         example = spec.validate_record(state, where="input")
-        snapshot = semantic_memory.read(spec.name, context.namespace)
+        snapshot = semantic_memory_of(resources).read(spec.name, context.namespace)
         episodes = []
         if context.k > 0:
-            vector = embeddings.embed_query(retrieval_text(example, max_tokens=context.field_token_budget))
-            episodes = episodic_store.search(spec.name, context.namespace, vector, context.k)
+            vector = resources.embeddings.embed_query(retrieval_text(example, max_tokens=context.field_token_budget))
+            episodes = resources.episodic_store.search(spec.name, context.namespace, vector, context.k)
         return {
             **example,
             "guidelines": snapshot.guidelines,
@@ -97,27 +113,35 @@ def create_judge_graph(
         """Lay out the prompt within budget: instructions and guidelines first, examples last."""
         context = runtime.context or JudgeContext()
         memory = build_judge_prompt(
-            spec,
+            resolve(runtime).spec,
             state,
             state.get("guidelines", []),
             state.get("episodes", []),
             guideline_token_budget=context.guideline_token_budget,
             field_token_budget=context.field_token_budget,
         )
-        return {"working_memory": memory}
+        shown = set(memory["guideline_ids"])
+        used = MemoryUsed(
+            guidelines=[
+                {"id": g["id"], "text": g["text"], "feedback_ids": g["feedback_ids"]}
+                for g in state.get("guidelines", [])
+                if g["id"] in shown
+            ],
+            episodes=list(state.get("episodes", [])),
+        )
+        return {"working_memory": memory, "memory_used": used}
 
-    def judge(state: JudgeState) -> dict[str, Any]:
+    def judge(state: JudgeState, runtime: Runtime[JudgeContext]) -> dict[str, Any]:
         """Ask the model for a rationale and a typed value; a bad answer is retried with its reason."""
+        resources = resolve(runtime)
         memory = state["working_memory"]
         messages = [SystemMessage(memory["system"]), HumanMessage(memory["user"])]
         if state.get("error") and state.get("raw_outputs"):
-            messages += [
-                AIMessage(state["raw_outputs"][-1]),
-                HumanMessage(JUDGE_RETRY_PROMPT.format(error=state["error"], value_description=spec.output.describe())),
-            ]
+            retry = JUDGE_RETRY_PROMPT.format(error=state["error"], value_description=resources.spec.output.describe())
+            messages += [AIMessage(state["raw_outputs"][-1]), HumanMessage(retry)]
         attempts = state.get("attempts", 0) + 1
         try:
-            answer, raw = invoke_structured(model, schema, messages)
+            answer, raw = invoke_structured(resources.model, verdict_schema(resources.spec), messages)
         except StructuredOutputError as error:
             return {
                 "answer": {},
@@ -135,6 +159,7 @@ def create_judge_graph(
     def parse(state: JudgeState, runtime: Runtime[JudgeContext]) -> dict[str, Any]:
         """Hold the answer to the output type; never turn a bad answer into a verdict."""
         context = runtime.context or JudgeContext()
+        spec = resolve(runtime).spec
         error = state.get("error")
         answer = state.get("answer") or {}
         value: Any = None
@@ -170,7 +195,7 @@ def create_judge_graph(
     def after_parse(state: JudgeState) -> str:
         return "judge" if state.get("error") else END
 
-    builder = StateGraph(JudgeState, context_schema=JudgeContext, input_schema=JudgeInput, output_schema=JudgeOutput)
+    builder = StateGraph(JudgeState, context_schema=context_schema, input_schema=JudgeInput, output_schema=JudgeOutput)
     builder.add_node("retrieve", retrieve)
     builder.add_node("build_working_memory", build_working_memory)
     builder.add_node("judge", judge, retry_policy=MODEL_RETRY)
@@ -180,4 +205,4 @@ def create_judge_graph(
     builder.add_edge("build_working_memory", "judge")
     builder.add_edge("judge", "parse")
     builder.add_conditional_edges("parse", after_parse, ["judge", END])
-    return builder.compile(name=name or f"judge:{spec.name}")
+    return builder.compile(name=name)

@@ -8,19 +8,37 @@ checkpointer; the processed result is cached by checkpoint id.
 from __future__ import annotations
 
 import threading
+import uuid
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.config import get_config
+from langgraph.constants import CONFIG_KEY_CHECKPOINTER
 
 from memalign_graph.state import Guideline
 
+_THREAD_NAMESPACE = uuid.UUID("0b7c53f4-2a0e-5d8e-9a51-3c1f3e4d2b61")
+
 
 def memory_thread_id(judge: str, namespace: str) -> str:
-    """The one thread that holds a judge's semantic memory within a namespace."""
-    return f"memalign:{namespace}:{judge}"
+    """The one thread that holds a judge's semantic memory within a namespace.
+
+    A UUID derived from ``memalign:{namespace}:{judge}``: the LangGraph server accepts only UUID
+    thread ids, and a derived one lets every process find the same thread.
+    """
+    return str(uuid.uuid5(_THREAD_NAMESPACE, f"memalign:{namespace}:{judge}"))
+
+
+def run_checkpointer() -> BaseCheckpointSaver | None:
+    """The checkpointer of the graph run this code executes in (a user's graph, or the LangGraph server)."""
+    try:
+        configurable = get_config().get("configurable", {})
+    except RuntimeError:
+        return None
+    return configurable.get(CONFIG_KEY_CHECKPOINTER)
 
 
 @dataclass(frozen=True)

@@ -165,8 +165,16 @@ class JudgeInput(TypedDict, total=False):
     expectations: Any
 
 
+class MemoryUsed(TypedDict):
+    """What a judgment was shown: the guidelines within budget and the retrieved examples."""
+
+    guidelines: list[dict[str, Any]]
+    episodes: list[Episode]
+
+
 class JudgeOutput(TypedDict):
     verdict: Verdict
+    memory_used: MemoryUsed
 
 
 class WorkingMemory(TypedDict):
@@ -180,6 +188,7 @@ class WorkingMemory(TypedDict):
 
 class JudgeState(JudgeInput, total=False):
     guidelines: list[Guideline]
+    memory_used: MemoryUsed
     episodes: list[Episode]
     working_memory: WorkingMemory
     answer: dict[str, Any]

@@ -1,0 +1,68 @@
+"""What a graph's nodes work with: the judge, its model, embeddings and stores.
+
+The `create_*` factories bind these once. Graphs served by the LangGraph server resolve them per run
+from the run's context instead (see `memalign_graph.settings`); both hand the nodes a `Resources`
+through a resolver, so the node code is the same either way.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+from langchain_core.language_models import BaseChatModel
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.runtime import Runtime
+
+from memalign_graph.episodic import EpisodicStore
+from memalign_graph.errors import ConfigurationError
+from memalign_graph.semantic import CheckpointSemanticMemory, SemanticMemoryReader, run_checkpointer
+from memalign_graph.spec import JudgeSpec
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Everything a node needs besides its state and per-run settings.
+
+    `semantic_memory=None` means: read guidelines through the checkpointer of the run itself, as a
+    judge graph nested in a user's checkpointed graph, or served by the LangGraph server, does.
+    """
+
+    spec: JudgeSpec
+    model: BaseChatModel
+    embeddings: Embeddings
+    episodic_store: EpisodicStore
+    semantic_memory: SemanticMemoryReader | None = None
+
+
+ResourceResolver = Callable[[Runtime[Any]], Resources]
+
+
+def fixed(resources: Resources) -> ResourceResolver:
+    """A resolver that always answers the same resources (what the `create_*` factories use)."""
+    return lambda runtime: resources
+
+
+_readers: weakref.WeakKeyDictionary[BaseCheckpointSaver, CheckpointSemanticMemory] = weakref.WeakKeyDictionary()
+_readers_lock = threading.Lock()
+
+
+def semantic_memory_of(resources: Resources) -> SemanticMemoryReader:
+    """The resources' reader, or one over the current run's checkpointer (cached, so its cache lives)."""
+    if resources.semantic_memory is not None:
+        return resources.semantic_memory
+    checkpointer = run_checkpointer()
+    if checkpointer is None:
+        raise ConfigurationError(
+            "The judging graph has no semantic memory to read: pass semantic_memory= to create_judge_graph, "
+            "or run it inside a graph compiled with a checkpointer (the LangGraph server supplies one)."
+        )
+    with _readers_lock:
+        reader = _readers.get(checkpointer)
+        if reader is None:
+            reader = _readers[checkpointer] = CheckpointSemanticMemory(checkpointer)
+        return reader
