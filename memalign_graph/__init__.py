@@ -16,6 +16,7 @@ from memalign_graph.errors import (
     VerdictParseError,
 )
 from memalign_graph.feedback import Feedback
+from memalign_graph.feedback_graph import ExpertReview, FeedbackContext, create_feedback_graph
 from memalign_graph.judge import MemAlignJudge
 from memalign_graph.judging import create_judge_graph
 from memalign_graph.semantic import CheckpointSemanticMemory, SemanticMemoryReader, memory_thread_id
@@ -37,6 +38,8 @@ __all__ = [
     "CheckpointSemanticMemory",
     "ConfigurationError",
     "Episode",
+    "ExpertReview",
+    "FeedbackContext",
     "EpisodicStore",
     "EpisodicStoreError",
     "Feedback",
@@ -53,6 +56,7 @@ __all__ = [
     "Verdict",
     "VerdictParseError",
     "create_alignment_graph",
+    "create_feedback_graph",
     "create_judge_graph",
     "local_minilm_embeddings",
     "memory_thread_id",

@@ -9,6 +9,7 @@ earlier leaves memory exactly as it was, and a resumed run redoes its writes ide
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -211,6 +212,16 @@ def build_alignment_graph(
     builder.add_edge("write_memory", END)
     graph = builder.compile(checkpointer=checkpointer, name=name)
     return graph.with_config(max_concurrency=max_concurrency)
+
+
+_alignment_locks: dict[str, threading.Lock] = {}
+_alignment_locks_guard = threading.Lock()
+
+
+def alignment_lock(thread_id: str) -> threading.Lock:
+    """One lock per memory thread in this process: two alignments of a judge never interleave."""
+    with _alignment_locks_guard:
+        return _alignment_locks.setdefault(thread_id, threading.Lock())
 
 
 def write_episodes(

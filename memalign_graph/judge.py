@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -20,11 +19,12 @@ from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from memalign_graph.alignment import create_alignment_graph, write_episodes
+from memalign_graph.alignment import alignment_lock, create_alignment_graph, write_episodes
 from memalign_graph.config import memory_home, resolve_chat_model, resolve_embeddings
 from memalign_graph.episodic import EpisodicStore, QdrantEpisodicStore
 from memalign_graph.errors import InvalidValueError
 from memalign_graph.feedback import Feedback
+from memalign_graph.feedback_graph import create_feedback_graph
 from memalign_graph.judging import create_judge_graph
 from memalign_graph.semantic import CheckpointSemanticMemory, memory_thread_id
 from memalign_graph.spec import JudgeSpec, check_identifier
@@ -36,15 +36,6 @@ from memalign_graph.state import (
     JudgeContext,
     Verdict,
 )
-
-_alignment_locks: dict[str, threading.Lock] = {}
-_alignment_locks_guard = threading.Lock()
-
-
-def _alignment_lock(thread_id: str) -> threading.Lock:
-    """One lock per memory thread in this process: two alignments of a judge never interleave."""
-    with _alignment_locks_guard:
-        return _alignment_locks.setdefault(thread_id, threading.Lock())
 
 
 class MemAlignJudge:
@@ -95,6 +86,15 @@ class MemAlignJudge:
             episodic_store=self.episodic_store,
             checkpointer=self.checkpointer,
             max_concurrency=max_concurrency,
+        )
+        self.feedback_graph = create_feedback_graph(
+            self.model,
+            spec=spec,
+            embeddings=self.embeddings,
+            episodic_store=self.episodic_store,
+            semantic_memory=self.semantic_memory,
+            memory_checkpointer=self.checkpointer,
+            checkpointer=self.checkpointer,
         )
         self.judge_graph = create_judge_graph(
             self.model,
@@ -169,7 +169,7 @@ class MemAlignJudge:
             "forget": list(forget),
             "forget_guidelines": list(forget_guidelines),
         }
-        with _alignment_lock(self.thread_id):
+        with alignment_lock(self.thread_id):
             result = self.alignment_graph.invoke(payload, self._memory_config(), context=self.alignment_context)
         return result["report"]
 
@@ -206,7 +206,7 @@ class MemAlignJudge:
 
     def rollback(self, checkpoint_id: str) -> None:
         """Make an earlier version of memory current again, episodes included; history keeps both."""
-        with _alignment_lock(self.thread_id):
+        with alignment_lock(self.thread_id):
             old = self.alignment_graph.get_state(
                 {"configurable": {"thread_id": self.thread_id, "checkpoint_id": checkpoint_id}}
             )
