@@ -16,6 +16,7 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.config import get_config
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
@@ -30,6 +31,7 @@ from memalign_graph.feedback import Feedback, content_hash
 from memalign_graph.guidelines import prune_provenance
 from memalign_graph.rendering import retrieval_text
 from memalign_graph.resources import ResourceResolver, Resources, fixed
+from memalign_graph.semantic import memory_thread_id
 from memalign_graph.spec import JudgeSpec
 from memalign_graph.state import (
     AlignmentContext,
@@ -72,15 +74,22 @@ def build_alignment_graph(
     checkpointer: BaseCheckpointSaver | None = None,
     max_concurrency: int = 4,
     context_schema: type[AlignmentContext] = AlignmentContext,
+    require_memory_thread: bool = False,
     name: str = "align",
 ) -> CompiledStateGraph:
-    """The alignment graph over resources resolved per run (see `create_alignment_graph`)."""
+    """The alignment graph over resources resolved per run (see `create_alignment_graph`).
+
+    `require_memory_thread` refuses runs on any thread but the judge's memory thread, where the
+    judging graph looks for semantic memory (the served graph needs it; a user's own graph may not).
+    """
 
     def validate(state: AlignmentState, runtime: Runtime[AlignmentContext]) -> dict[str, Any]:
         """Check every record before anything is written, and decide what this run will change."""
         context = runtime.context or AlignmentContext()
         spec = resolve(runtime).spec
         _check_identity(state, spec.name, context.namespace)
+        if require_memory_thread:
+            _check_memory_thread(spec.name, context.namespace)
         records = dict(state.get("records") or {})
         incoming = _validated_records(spec, state.get("feedback") or [], records)
         forget_requested = set(state.get("forget") or [])
@@ -249,6 +258,16 @@ def _check_identity(state: AlignmentState, judge: str, namespace: str) -> None:
                 f"{key}: this memory thread belongs to {key} {found!r}, not {expected!r}; "
                 f"run the alignment on thread memory_thread_id({judge!r}, {namespace!r})."
             )
+
+
+def _check_memory_thread(judge: str, namespace: str) -> None:
+    expected = memory_thread_id(judge, namespace)
+    found = get_config().get("configurable", {}).get("thread_id")
+    if str(found) != expected:
+        raise InvalidValueError(
+            f"thread_id: judge {judge!r} in namespace {namespace!r} keeps its memory on thread {expected}; "
+            f"run the alignment there (this run is on {found}), so judging finds what it learns."
+        )
 
 
 def _validated_records(spec: JudgeSpec, feedback: list[Any], known: dict[str, FeedbackRecord]) -> list[FeedbackRecord]:

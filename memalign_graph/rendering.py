@@ -81,9 +81,22 @@ def render_fields(fields: Mapping[str, Any], *, max_tokens_per_field: int) -> st
 
 
 def retrieval_text(fields: Mapping[str, Any], *, max_tokens: int) -> str:
-    """The text embedded for retrieval: what was judged (inputs and outputs), not the verdict."""
-    pieces = [render_value(fields[name]) for name in ("inputs", "outputs") if fields.get(name) is not None]
+    """The text embedded for retrieval: what was judged (inputs and outputs), not the verdict.
+
+    A conversation or agent trajectory is embedded by what its user asked and what it finally
+    answered: tool calls and tool output say little about which past examples are alike.
+    """
+    pieces = [_retrieval_piece(fields[name]) for name in ("inputs", "outputs") if fields.get(name) is not None]
     return truncate("\n\n".join(pieces), max_tokens)
+
+
+def _retrieval_piece(value: Any) -> str:
+    if not _is_conversation(value):
+        return render_value(value)
+    turns = [_as_turn(turn) for turn in value]
+    asked = [content for role, content, _ in turns if role in ("user", "human") and content]
+    answers = [content for role, content, calls in turns if role in ("assistant", "ai") and content and not calls]
+    return "\n".join([*asked, *answers[-1:]])
 
 
 def _is_conversation(value: Any) -> bool:
@@ -95,17 +108,37 @@ def _is_conversation(value: Any) -> bool:
     )
 
 
-def _render_turn(turn: BaseMessage | Mapping[str, Any]) -> str:
+def _as_turn(turn: BaseMessage | Mapping[str, Any]) -> tuple[str, str, list[tuple[str, str]]]:
+    """(role, text, [(tool name, arguments)]) of a LangChain message or an OpenAI-style message dict."""
     if isinstance(turn, BaseMessage):
-        role, content = turn.type, turn.content
-        tool_calls = getattr(turn, "tool_calls", None) or []
+        role, content, raw_calls = turn.type, turn.content, getattr(turn, "tool_calls", None) or []
     else:
-        role, content = str(turn["role"]), turn["content"]
-        tool_calls = turn.get("tool_calls") or []
-    text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False, default=str)
-    calls = "".join(
-        f"\n  -> tool call {call.get('name')}({json.dumps(call.get('args'), ensure_ascii=False, default=str)})"
-        for call in tool_calls
-        if isinstance(call, Mapping)
-    )
-    return f"{role}: {text}{calls}"
+        role, content, raw_calls = str(turn["role"]), turn["content"], turn.get("tool_calls") or []
+    text = content if isinstance(content, str) else _content_text(content)
+    calls = []
+    for call in raw_calls:
+        if not isinstance(call, Mapping):
+            continue
+        function = call.get("function") or {}
+        name = call.get("name") or function.get("name")
+        arguments = call.get("args", function.get("arguments"))
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments, ensure_ascii=False, default=str)
+        calls.append((str(name), arguments))
+    return role, text, calls
+
+
+def _content_text(content: Any) -> str:
+    """Text of multi-part content: text parts as they are, other parts named by their type."""
+    if isinstance(content, list):
+        return " ".join(
+            part.get("text", f"[{part.get('type', 'part')}]") if isinstance(part, Mapping) else str(part)
+            for part in content
+        )
+    return json.dumps(content, ensure_ascii=False, default=str)
+
+
+def _render_turn(turn: BaseMessage | Mapping[str, Any]) -> str:
+    role, text, calls = _as_turn(turn)
+    rendered_calls = "".join(f"\n  -> tool call {name}({arguments})" for name, arguments in calls)
+    return f"{role}: {text}{rendered_calls}"
