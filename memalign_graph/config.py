@@ -2,7 +2,7 @@
 
 | setting | environment variable | default |
 |---|---|---|
-| chat model | `MEMALIGN_MODEL` (an `init_chat_model` string, e.g. `openai:gpt-4.1-mini`) | none: must be set |
+| chat model | `MEMALIGN_MODEL` (an `init_chat_model` string, e.g. `openai:gpt-4.1-mini`; `fake` for demos) | none |
 | OpenAI-compatible server | `MEMALIGN_BASE_URL` (vLLM or Ollama's `/v1` URL); key in `OPENAI_API_KEY` | provider's |
 | embeddings | `MEMALIGN_EMBEDDINGS` (an `init_embeddings` string, `openai:text-embedding-3-small`) | local MiniLM |
 | memory folder | `MEMALIGN_HOME` | `./.memalign` |
@@ -34,6 +34,10 @@ def resolve_chat_model(model: str | BaseChatModel | None = None) -> BaseChatMode
     name = model or os.environ.get("MEMALIGN_MODEL", "").strip()
     if not name:
         raise ConfigurationError(MODEL_HELP)
+    if name == "fake":
+        from memalign_graph.fake_model import FakeChatModel
+
+        return FakeChatModel()
     from langchain.chat_models import init_chat_model
 
     options: dict[str, object] = {"temperature": 0}
@@ -51,6 +55,10 @@ def resolve_embeddings(embeddings: str | Embeddings | None = None) -> Embeddings
     if isinstance(embeddings, Embeddings):
         return embeddings
     name = embeddings or os.environ.get("MEMALIGN_EMBEDDINGS", "").strip()
+    if name == "fake":
+        from memalign_graph.fake_model import FakeEmbeddings
+
+        return FakeEmbeddings()
     if name:
         from langchain.embeddings import init_embeddings
 

@@ -1,0 +1,142 @@
+"""An offline stand-in for a chat model and an embedding model, chosen only by name ("fake").
+
+For demos of the plumbing and for tests of served graphs: no network, deterministic, and every
+rationale it writes starts with FAKE MODEL so nobody mistakes its verdicts for a judge's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.embeddings import Embeddings
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import Runnable, RunnableLambda
+
+FAKE_LABEL = "FAKE MODEL"
+_RULE = re.compile(r"Answer (\S+) when the text mentions (\S+?)\.")
+_FEEDBACK = re.compile(r'<feedback id="([^"]+)">(.*?)</feedback>', re.DOTALL)
+_RATIONALE = re.compile(r"<expert_rationale>\n(.*?)\n</expert_rationale>", re.DOTALL)
+_EXPERT_VERDICT = re.compile(r"^Expert's verdict: (.+)$", re.MULTILINE)
+_KINDS = ("verdict", "distilled_guidelines", "guideline_comparison", "consolidated_guidelines")
+
+
+class FakeChatModel(BaseChatModel):
+    """Answers like a very literal judge, from the prompt alone.
+
+    - verdict: a guideline "Answer X when the text mentions Y." whose Y is in the judged example wins;
+      else the expert's verdict on the most similar past example; else the first allowed value.
+    - distillation: each expert rationale becomes a guideline, credited to its feedback.
+    - comparison: two guidelines are the same only when their words are.
+    """
+
+    @property
+    def _llm_type(self) -> str:
+        return "memalign-fake"
+
+    def with_structured_output(self, schema: Any, *, include_raw: bool = False, **kwargs: Any) -> Runnable:
+        def answer(messages: Any) -> Any:
+            raw = self._answer(schema["title"], _messages(messages), schema)
+            parsed = json.loads(raw)
+            return {"raw": AIMessage(raw), "parsed": parsed, "parsing_error": None} if include_raw else parsed
+
+        return RunnableLambda(answer)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        text = "\n".join(str(message.content) for message in messages)
+        kind = next((k for k in _KINDS if f'"title": "{k}"' in text), None)
+        content = self._answer(kind, messages, None) if kind else f"{FAKE_LABEL}: {messages[-1].content}"[:500]
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content))])
+
+    def _answer(self, kind: str, messages: list[BaseMessage], schema: dict[str, Any] | None) -> str:
+        system = str(messages[0].content) if messages else ""
+        user = "\n".join(str(message.content) for message in messages[1:])
+        if kind == "verdict":
+            return json.dumps(_verdict(system, user, schema))
+        if kind == "distilled_guidelines":
+            return json.dumps(_distill(system + "\n" + user))
+        if kind == "guideline_comparison":
+            return json.dumps(_compare(user))
+        return json.dumps({"guidelines": []})
+
+
+def _messages(value: Any) -> list[BaseMessage]:
+    return list(value.to_messages()) if hasattr(value, "to_messages") else list(value)
+
+
+def _verdict(system: str, user: str, schema: dict[str, Any] | None) -> dict[str, Any]:
+    examples, _, judged = user.partition("Judge this example:")
+    for value, word in _RULE.findall(system):
+        if word.lower() in judged.lower():
+            return {"rationale": f"{FAKE_LABEL}: a guideline says {value} when {word} appears.", "value": _typed(value)}
+    expert = _EXPERT_VERDICT.search(examples)
+    if expert:
+        return {"rationale": f"{FAKE_LABEL}: the most similar past example was judged so.", "value": _typed(expert[1])}
+    return {"rationale": f"{FAKE_LABEL}: no memory applies; first allowed value.", "value": _first_value(schema)}
+
+
+def _first_value(schema: dict[str, Any] | None) -> Any:
+    value_schema = (schema or {}).get("properties", {}).get("value", {})
+    if "enum" in value_schema:
+        return value_schema["enum"][0]
+    if value_schema.get("type") in ("integer", "number"):
+        return value_schema.get("minimum", 0)
+    return False
+
+
+def _distill(prompt: str) -> dict[str, Any]:
+    guidelines = []
+    for feedback_id, body in _FEEDBACK.findall(prompt):
+        rationale = _RATIONALE.search(body)
+        if rationale:
+            guidelines.append({"text": rationale[1].strip(), "feedback_ids": [feedback_id]})
+    return {"guidelines": guidelines}
+
+
+def _compare(prompt: str) -> dict[str, Any]:
+    parts = [part.split("\n\n")[0].strip() for part in prompt.split("guideline:\n")[1:3]]
+    words = [re.findall(r"[a-z0-9]+", part.lower()) for part in parts]
+    if len(words) == 2 and words[0] == words[1]:
+        return {"relation": "same", "merged": parts[0]}
+    return {"relation": "different", "merged": ""}
+
+
+def _typed(word: str) -> Any:
+    word = word.strip().strip("'\"")
+    if word.lower() in ("true", "false"):
+        return word.lower() == "true"
+    try:
+        return int(word)
+    except ValueError:
+        return word
+
+
+class FakeEmbeddings(Embeddings):
+    """Hashed bag of words: texts that share words get close vectors. Offline and instant."""
+
+    def __init__(self, dimensions: int = 384) -> None:
+        self.dimensions = dimensions
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [self.embed_query(text) for text in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        vector = [0.0] * self.dimensions
+        for word in re.findall(r"[a-z0-9]+", text.lower()):
+            vector[int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dimensions] += 1.0
+        norm = math.sqrt(sum(value * value for value in vector))
+        if not norm:
+            vector[0], norm = 1.0, 1.0
+        return [value / norm for value in vector]
