@@ -124,3 +124,11 @@ def test_a_failed_open_releases_the_local_store(tmp_path: Path, tone_spec, monke
         assert judge.guidelines() == []
     # closed: the path can be opened by a plain client again
     QdrantEpisodicStore(path=tmp_path / "episodes").close()
+
+
+def test_the_judge_node_streams_its_own_steps_as_a_subgraph(make_judge, tone_spec) -> None:
+    graph = user_graph(make_judge(tone_spec))
+    namespaces = [namespace for namespace, _ in graph.stream({"question": "q"}, stream_mode="updates", subgraphs=True)]
+    inner = {namespace[0].split(":")[0] for namespace in namespaces if namespace}
+    assert inner == {"review"}
+    assert len([namespace for namespace in namespaces if namespace]) == 4  # retrieve, working memory, judge, parse

@@ -187,3 +187,30 @@ def test_async_and_batch_judging(make_judge, tone_spec) -> None:
     assert [v["score"] for v in verdicts] == [True] * 5
     assert asyncio.run(judge.ajudge(inputs="q", outputs="a"))["score"] is True
     assert [v["score"] for v in asyncio.run(judge.abatch([{"inputs": "q", "outputs": "a"}] * 3))] == [True] * 3
+
+
+def test_streaming_shows_why_a_verdict_came_out(make_judge, tone_spec) -> None:
+    judge = make_judge(tone_spec)
+    judge.align(
+        [
+            Feedback(
+                id="seed",
+                inputs="q",
+                outputs="sorry",
+                value=True,
+                rationale="Answer true when the text mentions sorry.",
+            )
+        ]
+    )
+    updates = dict(
+        next(iter(chunk.items()))
+        for chunk in judge.judge_graph.stream(
+            {"inputs": "q", "outputs": "so sorry"}, stream_mode="updates", context=judge.judge_context
+        )
+    )
+    assert [g["text"] for g in updates["retrieve"]["guidelines"]] == ["Answer true when the text mentions sorry."]
+    assert [e["feedback_id"] for e in updates["retrieve"]["episodes"]] == ["seed"]
+    assert "Answer true when the text mentions sorry." in updates["build_working_memory"]["working_memory"]["system"]
+    assert updates["build_working_memory"]["memory_used"]["guidelines"][0]["feedback_ids"] == ["seed"]
+    assert updates["judge"]["answer"]["value"] is True
+    assert updates["parse"]["verdict"]["score"] is True

@@ -1,0 +1,69 @@
+"""Graphs configured per run (what the LangGraph server serves): settings in, clear errors out."""
+
+from __future__ import annotations
+
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+
+from graphs.alignment import graph as alignment_graph
+from graphs.feedback import graph as feedback_graph
+from graphs.judging import graph as judging_graph
+from memalign_graph import ConfigurationError, InvalidValueError, memory_thread_id
+
+
+@pytest.fixture
+def settings(tmp_path) -> dict:
+    judge = {"name": "grader", "instructions": "Good?", "output": {"kind": "categorical", "labels": ["good", "bad"]}}
+    return {"judge": judge, "model": "fake", "embeddings": "fake", "home": str(tmp_path), "namespace": "team-a"}
+
+
+def test_served_graphs_bind_nothing_at_import() -> None:
+    for graph in (alignment_graph, judging_graph, feedback_graph):
+        assert graph.checkpointer is None and graph.store is None
+
+
+def test_one_compiled_graph_serves_judges_named_per_run(settings: dict) -> None:
+    saver = InMemorySaver()
+    align = alignment_graph.copy(update={"checkpointer": saver})
+    judging = judging_graph.copy(update={"checkpointer": saver})
+    thread = {"configurable": {"thread_id": memory_thread_id("grader", "team-a")}}
+    feedback = [
+        {
+            "id": "f",
+            "inputs": "q",
+            "outputs": "meh",
+            "value": "bad",
+            "rationale": "Answer bad when the text mentions meh.",
+        }
+    ]
+    align.invoke({"feedback": feedback}, thread, context=settings)
+    verdict = judging.invoke(
+        {"inputs": "q2", "outputs": "meh"}, {"configurable": {"thread_id": "any"}}, context=settings
+    )
+    assert verdict["verdict"]["score"] == "bad"
+    other = {**settings, "namespace": "team-b"}
+    verdict = judging.invoke(
+        {"inputs": "q2", "outputs": "meh"}, {"configurable": {"thread_id": "other"}}, context=other
+    )
+    assert verdict["verdict"]["score"] == "good" and verdict["memory_used"] == {"guidelines": [], "episodes": []}
+
+
+def test_a_run_without_a_judge_says_what_to_give(settings: dict) -> None:
+    with pytest.raises(ConfigurationError, match="context.judge: give the judge as a JudgeSpec object"):
+        judging_graph.invoke(
+            {"inputs": "q", "outputs": "a"}, context={k: v for k, v in settings.items() if k != "judge"}
+        )
+    bad = {**settings, "judge": {"name": "x", "instructions": "y", "output": {"kind": "stars"}}}
+    with pytest.raises(ConfigurationError, match="context.judge: output"):
+        judging_graph.invoke({"inputs": "q", "outputs": "a"}, context=bad)
+
+
+def test_the_served_alignment_graph_only_runs_on_the_judges_memory_thread(settings: dict) -> None:
+    align = alignment_graph.copy(update={"checkpointer": InMemorySaver()})
+    with pytest.raises(InvalidValueError, match="keeps its memory on thread"):
+        align.invoke({"feedback": []}, {"configurable": {"thread_id": "somewhere-else"}}, context=settings)
+
+
+def test_judging_without_any_semantic_memory_source_is_a_clear_error(settings: dict) -> None:
+    with pytest.raises(ConfigurationError, match="no semantic memory to read"):
+        judging_graph.invoke({"inputs": "q", "outputs": "a"}, context=settings)
