@@ -9,7 +9,6 @@ earlier leaves memory exactly as it was, and a resumed run redoes its writes ide
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +22,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 from pydantic import ValidationError
 
+from memalign_graph.consistency import keeps_episode
 from memalign_graph.dedupe import consolidate, merge_drafts
 from memalign_graph.distillation import distill_batch, distill_messages
 from memalign_graph.episodic import EpisodicStore
@@ -86,10 +86,12 @@ def build_alignment_graph(
     def validate(state: AlignmentState, runtime: Runtime[AlignmentContext]) -> dict[str, Any]:
         """Check every record before anything is written, and decide what this run will change."""
         context = runtime.context or AlignmentContext()
-        spec = resolve(runtime).spec
+        resources = resolve(runtime)
+        spec = resources.spec
         _check_identity(state, spec.name, context.namespace)
         if require_memory_thread:
             _check_memory_thread(spec.name, context.namespace)
+        resources.episodic_store.check()  # an unreachable store fails here, before any LLM call or write
         records = dict(state.get("records") or {})
         incoming = _validated_records(spec, state.get("feedback") or [], records)
         forget_requested = set(state.get("forget") or [])
@@ -223,16 +225,6 @@ def build_alignment_graph(
     return graph.with_config(max_concurrency=max_concurrency)
 
 
-_alignment_locks: dict[str, threading.Lock] = {}
-_alignment_locks_guard = threading.Lock()
-
-
-def alignment_lock(thread_id: str) -> threading.Lock:
-    """One lock per memory thread in this process: two alignments of a judge never interleave."""
-    with _alignment_locks_guard:
-        return _alignment_locks.setdefault(thread_id, threading.Lock())
-
-
 def write_episodes(
     store: EpisodicStore,
     embeddings: Embeddings,
@@ -242,7 +234,7 @@ def write_episodes(
     context: AlignmentContext,
 ) -> None:
     """Embed and upsert the records that the episode policy keeps; only these records are embedded."""
-    kept = [record for record in records if context.keep_episodes == "all" or record["judge_was_wrong"] is not False]
+    kept = [record for record in records if keeps_episode(record, context)]
     if not kept:
         return
     texts = [retrieval_text(record, max_tokens=context.field_token_budget) for record in kept]

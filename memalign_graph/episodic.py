@@ -8,9 +8,11 @@ isolation structural: a query or a delete can only ever touch its own judge's re
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,6 +43,14 @@ class EpisodicStore(Protocol):
     def search(self, judge: str, namespace: str, vector: list[float], k: int) -> list[Episode]: ...
 
     def feedback_ids(self, judge: str, namespace: str) -> set[str]: ...
+
+    def check(self) -> None:
+        """Raise a clear `EpisodicStoreError` now if the store cannot be written, before any write."""
+        ...
+
+    def compact(self, judge: str, namespace: str) -> None:
+        """Drop what deletions left on disk, so forgotten records cannot be read back from the files."""
+        ...
 
     def close(self) -> None: ...
 
@@ -88,6 +98,7 @@ class QdrantEpisodicStore:
         if len(chosen) > 1:
             raise ValueError("QdrantEpisodicStore: give one of path=, url= or client=, not several.")
         self._local_path: Path | None = None
+        self._location = url or (str(path) if path is not None else ("a given client" if client else ":memory:"))
         self._owns_client = client is None
         self._write_lock = threading.Lock()
         if client is not None:
@@ -105,6 +116,37 @@ class QdrantEpisodicStore:
     @property
     def client(self) -> QdrantClient:
         return self._client
+
+    def check(self) -> None:
+        with self._guard():
+            self._client.get_collections()
+
+    def compact(self, judge: str, namespace: str) -> None:
+        """In local mode, VACUUM the collection's SQLite file: deleted points leave their bytes behind.
+
+        A Qdrant server reclaims deleted points when it optimizes its segments (see Qdrant's docs).
+        """
+        if self._local_path is None:
+            return
+        storage = self._local_path / "collection" / collection_name(judge, namespace) / "storage.sqlite"
+        if storage.exists():
+            with self._write_lock, closing(sqlite3.connect(storage)) as connection:
+                connection.execute("VACUUM")
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Name the store's location and the fix when Qdrant cannot be reached or refuses a call."""
+        try:
+            yield
+        except EpisodicStoreError:
+            raise
+        except Exception as error:  # noqa: BLE001 - any client failure becomes one clear error
+            if self._local_path is not None or self._location == ":memory:":
+                raise
+            raise EpisodicStoreError(
+                f"Qdrant at {self._location} failed: {type(error).__name__}: {error}. Check that the server is "
+                "running and reachable (MEMALIGN_QDRANT_URL, MEMALIGN_QDRANT_API_KEY), or use a local path."
+            ) from error
 
     def upsert(
         self,
@@ -127,7 +169,7 @@ class QdrantEpisodicStore:
             )
             for record, text, vector in zip(records, texts, vectors, strict=True)
         ]
-        with self._write_lock:
+        with self._guard(), self._write_lock:
             self._ensure_collection(name, len(points[0].vector))
             self._client.upsert(collection_name=name, points=points, wait=True)
 
@@ -136,22 +178,27 @@ class QdrantEpisodicStore:
         name = collection_name(judge, namespace)
         if not ids:
             return
-        with self._write_lock:
+        with self._guard(), self._write_lock:
             if not self._collection_exists(name):
                 return
             self._client.delete(collection_name=name, points_selector=models.PointIdsList(points=ids), wait=True)
 
     def search(self, judge: str, namespace: str, vector: list[float], k: int) -> list[Episode]:
         name = collection_name(judge, namespace)
-        if k <= 0 or not self._collection_exists(name):
-            return []
-        self._check_dimension(name, len(vector))
-        hits = self._client.query_points(collection_name=name, query=vector, limit=k, with_payload=True).points
+        with self._guard():
+            if k <= 0 or not self._collection_exists(name):
+                return []
+            self._check_dimension(name, len(vector))
+            hits = self._client.query_points(collection_name=name, query=vector, limit=k, with_payload=True).points
         return [_episode(hit.payload or {}, hit.score) for hit in hits]
 
     def feedback_ids(self, judge: str, namespace: str) -> set[str]:
         """Every feedback id with an episode here: the store's side of a consistency check."""
         name = collection_name(judge, namespace)
+        with self._guard():
+            return self._scroll_feedback_ids(name)
+
+    def _scroll_feedback_ids(self, name: str) -> set[str]:
         if not self._collection_exists(name):
             return set()
         found: set[str] = set()

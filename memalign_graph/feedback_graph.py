@@ -20,11 +20,12 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from memalign_graph.alignment import alignment_lock, build_alignment_graph
+from memalign_graph.alignment import build_alignment_graph
 from memalign_graph.episodic import EpisodicStore
 from memalign_graph.errors import ConfigurationError
 from memalign_graph.feedback import Feedback
 from memalign_graph.judging import build_judge_graph
+from memalign_graph.locks import alignment_lock
 from memalign_graph.resources import ResourceResolver, Resources, fixed
 from memalign_graph.semantic import SemanticMemoryReader, memory_thread_id, run_checkpointer
 from memalign_graph.spec import JudgeSpec

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,16 @@ from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from memalign_graph.alignment import alignment_lock, create_alignment_graph, write_episodes
+from memalign_graph.alignment import create_alignment_graph
 from memalign_graph.config import memory_home, resolve_chat_model, resolve_embeddings
+from memalign_graph.consistency import ConsistencyReport, check, sync_episodes
 from memalign_graph.episodic import EpisodicStore, QdrantEpisodicStore
 from memalign_graph.errors import InvalidValueError
 from memalign_graph.feedback import Feedback
 from memalign_graph.feedback_graph import create_feedback_graph
+from memalign_graph.guidelines import prune_provenance
 from memalign_graph.judging import create_judge_graph
+from memalign_graph.locks import exclusive_alignment
 from memalign_graph.semantic import CheckpointSemanticMemory, memory_thread_id
 from memalign_graph.spec import JudgeSpec, check_identifier
 from memalign_graph.state import (
@@ -71,6 +75,8 @@ class MemAlignJudge:
         self.judge_context = replace(judge_context or JudgeContext(), namespace=namespace)
         self.alignment_context = replace(alignment_context or AlignmentContext(), namespace=namespace)
         self._closers: list[Any] = []
+        self._sqlite: sqlite3.Connection | None = None
+        self._lock_dir: Path | None = None
         try:
             self.episodic_store = episodic_store or self._open_episodic_store(home, qdrant_url, qdrant_api_key)
             self.checkpointer = checkpointer or self._open_checkpointer(home)
@@ -118,6 +124,8 @@ class MemAlignJudge:
         folder.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(folder / "semantic.sqlite", check_same_thread=False)
         self._closers.append(connection.close)
+        self._sqlite = connection
+        self._lock_dir = folder / "locks"  # other processes on this home wait for our alignments
         return SqliteSaver(connection)
 
     # -- judging -------------------------------------------------------------------------------
@@ -162,25 +170,37 @@ class MemAlignJudge:
         *,
         forget: Iterable[str] = (),
         forget_guidelines: Iterable[str] = (),
+        purge: bool = False,
     ) -> AlignmentReport:
-        """Learn from feedback (and forget ids) in one alignment run; re-sending known feedback is a no-op."""
+        """Learn from feedback (and forget ids) in one alignment run; re-sending known feedback is a no-op.
+
+        An alignment that an earlier crash left unfinished is completed first, so no feedback it
+        carried is lost. `purge=True` also erases forgotten feedback from memory's checkpoint history.
+        """
         payload = {
             "feedback": [item.as_input() if isinstance(item, Feedback) else dict(item) for item in feedback],
             "forget": list(forget),
             "forget_guidelines": list(forget_guidelines),
         }
-        with alignment_lock(self.thread_id):
+        with self._exclusive():
+            self._finish_unfinished_run()
             result = self.alignment_graph.invoke(payload, self._memory_config(), context=self.alignment_context)
+            if purge:
+                self._rewrite_history()
         return result["report"]
 
-    def forget(self, feedback_ids: Iterable[str]) -> AlignmentReport:
-        """Delete feedback: its episode, its share of every guideline, and guidelines left with none."""
-        return self.align(forget=feedback_ids)
+    def forget(self, feedback_ids: Iterable[str], *, purge: bool = False) -> AlignmentReport:
+        """Delete feedback: its episode, its share of every guideline, and guidelines left with none.
+
+        `purge=True` is the privacy deletion: no copy of the feedback stays in checkpoint history
+        either (earlier versions of memory are dropped, so rollback starts over from here).
+        """
+        return self.align(forget=feedback_ids, purge=purge)
 
     def forget_guidelines(self, guideline_ids: Iterable[str]) -> AlignmentReport:
         return self.align(forget_guidelines=guideline_ids)
 
-    # -- inspection and rollback ---------------------------------------------------------------
+    # -- inspection, consistency and rollback --------------------------------------------------
 
     def guidelines(self) -> list[Guideline]:
         """The current guidelines, most supported first (embeddings left out)."""
@@ -204,9 +224,39 @@ class MemAlignJudge:
             )
         return versions
 
+    def verify(self) -> ConsistencyReport:
+        """Check that both memories agree: one episode per kept record, no stray episodes or provenance."""
+        snapshot = self.alignment_graph.get_state(self._memory_config())
+        return check(
+            snapshot.values.get("records") or {},
+            snapshot.values.get("guidelines") or {},
+            self.episodic_store.feedback_ids(self.spec.name, self.namespace),
+            self.alignment_context,
+            unfinished_run=_resumable(snapshot.next),
+        )
+
+    def repair(self) -> ConsistencyReport:
+        """Finish an interrupted alignment, then make episodes match the ledger; returns what was found."""
+        with self._exclusive():
+            found = self.verify()
+            self._finish_unfinished_run()
+            values = self.alignment_graph.get_state(self._memory_config()).values
+            records = values.get("records") or {}
+            sync_episodes(
+                self.episodic_store, self.embeddings, self.spec.name, self.namespace, records, self.alignment_context
+            )
+            guidelines = values.get("guidelines") or {}
+            if check(records, guidelines, set(), self.alignment_context).unknown_provenance:
+                self.alignment_graph.update_state(
+                    self._memory_config(),
+                    {"guidelines": prune_provenance(guidelines, _provenance(guidelines) - records.keys())},
+                    as_node="write_memory",
+                )
+        return found
+
     def rollback(self, checkpoint_id: str) -> None:
         """Make an earlier version of memory current again, episodes included; history keeps both."""
-        with alignment_lock(self.thread_id):
+        with self._exclusive():
             old = self.alignment_graph.get_state(
                 {"configurable": {"thread_id": self.thread_id, "checkpoint_id": checkpoint_id}}
             )
@@ -221,22 +271,42 @@ class MemAlignJudge:
                 for key in records.keys() & current.keys()
                 if records[key]["content_hash"] != current[key]["content_hash"]
             }
-            self.episodic_store.delete(
-                self.spec.name, self.namespace, sorted(current.keys() - records.keys() | changed)
-            )
-            write_episodes(
+            sync_episodes(
                 self.episodic_store,
                 self.embeddings,
                 self.spec.name,
                 self.namespace,
-                [record for key, record in records.items() if key in changed or key not in current],
+                records,
                 self.alignment_context,
+                replace=changed,
             )
             self.alignment_graph.update_state(
                 self._memory_config(),
                 {"guidelines": old.values.get("guidelines") or {}, "records": records},
                 as_node="write_memory",
             )
+
+    def _finish_unfinished_run(self) -> None:
+        """Resume an alignment a crash interrupted after validation; one refused at validation is dropped."""
+        snapshot = self.alignment_graph.get_state(self._memory_config())
+        if _resumable(snapshot.next):
+            self.alignment_graph.invoke(None, self._memory_config(), context=self.alignment_context)
+
+    def _rewrite_history(self) -> None:
+        """Replace the memory thread's history by its current state alone (privacy deletion)."""
+        values = self.alignment_graph.get_state(self._memory_config()).values
+        self.checkpointer.delete_thread(self.thread_id)
+        self.alignment_graph.update_state(
+            self._memory_config(),
+            {key: values[key] for key in ("judge", "namespace", "guidelines", "records") if key in values},
+            as_node="write_memory",
+        )
+        self.episodic_store.compact(self.spec.name, self.namespace)
+        if self._sqlite is not None:
+            self._sqlite.execute("VACUUM")
+
+    def _exclusive(self) -> AbstractContextManager[None]:
+        return exclusive_alignment(self.thread_id, self._lock_dir)
 
     # -- the judge inside a user's graph -------------------------------------------------------
 
@@ -283,6 +353,15 @@ class MemAlignJudge:
 
 def _example(inputs: Any, outputs: Any = None, expectations: Any = None) -> dict[str, Any]:
     return {"inputs": inputs, "outputs": outputs, "expectations": expectations}
+
+
+def _resumable(pending: tuple[str, ...]) -> tuple[str, ...]:
+    """Pending steps worth resuming: a run stopped at `validate` refused its input and changed nothing."""
+    return () if pending in ((), ("validate",)) else tuple(pending)
+
+
+def _provenance(guidelines: Mapping[str, Guideline]) -> set[str]:
+    return {feedback_id for guideline in guidelines.values() for feedback_id in guideline["feedback_ids"]}
 
 
 def _examples(examples: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
