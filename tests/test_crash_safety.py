@@ -1,0 +1,172 @@
+"""Crash safety: an alignment killed half-way is finished or redone, and both memories end consistent."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fakes import BagOfWordsEmbeddings, ScriptedChatModel
+from memalign_graph import AlignmentContext, Feedback, MemAlignJudge
+
+TESTS = str(Path(__file__).parent)
+
+
+def feedback(start: int, count: int) -> list[Feedback]:
+    return [
+        Feedback(
+            id=f"fb-{n}",
+            inputs=f"question {n}",
+            outputs=f"answer {n}",
+            value=n % 2 == 0,
+            rationale=f"Mind x{n}a x{n}b x{n}c.",
+        )
+        for n in range(start, start + count)
+    ]
+
+
+class FailingEmbeddings(BagOfWordsEmbeddings):
+    """Embeds until told to fail: a crash inside dedupe, after distillation, before any write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail = False
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if self.fail:
+            raise ConnectionError("embedding service went away")
+        return super().embed_documents(texts)
+
+
+def test_an_exception_between_distill_and_write_changes_nothing_and_the_next_align_finishes_it(
+    make_judge, tone_spec
+) -> None:
+    embeddings = FailingEmbeddings()
+    model = ScriptedChatModel()
+    judge = make_judge(tone_spec, model=model, embeddings=embeddings)
+    judge.align(feedback(0, 2))
+    embeddings.fail = True
+    with pytest.raises(ConnectionError):
+        judge.align(feedback(2, 3))
+    assert judge.episodic_store.feedback_ids("support_tone", "default") == {"fb-0", "fb-1"}
+    report = judge.verify()
+    assert report.unfinished_run == ("dedupe",) and not report.missing_episodes and not report.orphan_episodes
+    distills = len(model.calls_of("distilled_guidelines"))
+
+    embeddings.fail = False
+    judge.align([])  # finishes the interrupted run first: its feedback is not lost
+    assert len(model.calls_of("distilled_guidelines")) == distills  # the distillation it had done is reused
+    assert judge.episodic_store.feedback_ids("support_tone", "default") == {f"fb-{n}" for n in range(5)}
+    assert judge.verify().ok and len(judge.history()) == 3
+
+
+def test_a_refused_alignment_is_not_resumed(make_judge, tone_spec) -> None:
+    judge = make_judge(tone_spec)
+    with pytest.raises(ValueError):
+        judge.align([{"inputs": "q", "outputs": "a", "value": "not a boolean"}])
+    assert judge.verify().ok
+    assert judge.align(feedback(0, 1))["added"] == ["fb-0"]
+
+
+def test_verify_finds_and_repair_mends_drift_between_the_memories(make_judge, tone_spec) -> None:
+    judge = make_judge(tone_spec)
+    judge.align(feedback(0, 3))
+    store = judge.episodic_store
+    store.delete("support_tone", "default", ["fb-1"])  # an episode lost
+    texts = ["stray"]
+    stray = {
+        **next(iter(judge.alignment_graph.get_state(judge._memory_config()).values["records"].values())),
+        "id": "stray",
+    }
+    store.upsert("support_tone", "default", [stray], texts, judge.embeddings.embed_documents(texts))  # an orphan
+    report = judge.verify()
+    assert report.missing_episodes == ["fb-1"] and report.orphan_episodes == ["stray"] and not report.ok
+    judge.repair()
+    assert judge.verify().ok
+    assert store.feedback_ids("support_tone", "default") == {"fb-0", "fb-1", "fb-2"}
+
+
+ALIGN_SLOWLY = """
+import sys
+sys.path.insert(0, {tests!r})
+from fakes import BagOfWordsEmbeddings, ScriptedChatModel
+from memalign_graph import AlignmentContext, Boolean, Feedback, JudgeSpec, MemAlignJudge, QdrantEpisodicStore
+store = QdrantEpisodicStore() if sys.argv[3] == "memory" else None
+spec = JudgeSpec(name="support_tone", instructions="ok?", output=Boolean())
+model = ScriptedChatModel(latency_s=float(sys.argv[2]))
+fb = [Feedback(id=f"{{sys.argv[1]}}-{{n}}", inputs=f"q {{sys.argv[1]}} {{n}}", outputs="a", value=True,
+               rationale=f"Mind {{sys.argv[1]}}x{{n}}a {{sys.argv[1]}}x{{n}}b.") for n in range(8)]
+with MemAlignJudge(spec, model, embeddings=BagOfWordsEmbeddings(), home={home!r}, max_concurrency=2,
+                   episodic_store=store,
+                   alignment_context=AlignmentContext(batch_size=2)) as judge:
+    print("aligning", flush=True)
+    judge.align(fb)
+    print("done", flush=True)
+"""
+
+
+def run_aligner(home: Path, prefix: str, latency: float, episodes: str = "home") -> subprocess.Popen:
+    script = ALIGN_SLOWLY.format(tests=TESTS, home=str(home))
+    return subprocess.Popen(
+        [sys.executable, "-c", script, prefix, str(latency), episodes],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+
+
+def open_judge(home: Path, tone_spec) -> MemAlignJudge:
+    return MemAlignJudge(
+        tone_spec,
+        ScriptedChatModel(),
+        embeddings=BagOfWordsEmbeddings(),
+        home=home,
+        alignment_context=AlignmentContext(batch_size=2),
+    )
+
+
+def test_a_killed_alignment_process_is_finished_by_the_next_one(tmp_path: Path, tone_spec) -> None:
+    process = run_aligner(tmp_path, "k", latency=1.0)
+    assert process.stdout is not None and process.stdout.readline().strip() == "aligning"
+    time.sleep(1.5)  # two of four distill batches done, none written
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    with open_judge(tmp_path, tone_spec) as judge:
+        found = judge.verify()
+        assert found.unfinished_run and not found.orphan_episodes and not found.missing_episodes
+        judge.repair()
+        assert judge.verify().ok
+        ids = judge.episodic_store.feedback_ids("support_tone", "default")
+        assert ids == {f"k-{n}" for n in range(8)}
+        assert judge.episodic_store.count("support_tone", "default") == 8  # no duplicates
+        assert sorted(i for g in judge.guidelines() for i in g["feedback_ids"]) == sorted(ids)
+
+
+def test_two_processes_aligning_one_judge_are_serialized(tmp_path: Path, tone_spec) -> None:
+    """Two processes share the SQLite memory (each keeps episodes in its own in-memory Qdrant): the file
+    lock makes the second wait, so its alignment starts from the first one's result, never interleaved."""
+    first = run_aligner(tmp_path, "a", latency=0.3, episodes="memory")
+    assert first.stdout is not None and first.stdout.readline().strip() == "aligning"
+    second = run_aligner(tmp_path, "b", latency=0.3, episodes="memory")
+    for process in (first, second):
+        _, errors = process.communicate(timeout=120)
+        assert process.returncode == 0, errors
+    with open_judge(tmp_path, tone_spec) as judge:
+        records = judge.alignment_graph.get_state(judge._memory_config()).values["records"]
+        assert set(records) == {f"{prefix}-{n}" for prefix in "ab" for n in range(8)}  # no lost update
+        assert [version["feedback"] for version in judge.history()] == [16, 8]
+
+
+def test_a_second_process_on_the_same_local_episode_store_is_refused_clearly(tmp_path: Path) -> None:
+    first = run_aligner(tmp_path, "a", latency=2.0)  # holds the local store for several seconds
+    assert first.stdout is not None and first.stdout.readline().strip() == "aligning"
+    second = run_aligner(tmp_path, "b", latency=0.3)
+    _, errors = second.communicate(timeout=120)
+    first.communicate(timeout=120)
+    assert second.returncode != 0 and "Another process holds it" in errors and str(tmp_path / "episodes") in errors
