@@ -27,7 +27,7 @@ from memalign_graph.dedupe import consolidate, merge_drafts
 from memalign_graph.distillation import distill_batch, distill_messages
 from memalign_graph.episodic import EpisodicStore
 from memalign_graph.errors import InvalidValueError
-from memalign_graph.feedback import Feedback, content_hash
+from memalign_graph.feedback import Feedback, check_text, content_hash
 from memalign_graph.guidelines import prune_provenance
 from memalign_graph.rendering import retrieval_text
 from memalign_graph.resources import ResourceResolver, Resources, fixed
@@ -278,6 +278,8 @@ def _validated_records(spec: JudgeSpec, feedback: list[Any], known: dict[str, Fe
             )
             raise InvalidValueError(f"{where}: {problems}") from error
         fields = spec.validate_record(parsed.as_input(), where=where)
+        check_text(parsed.rationale, field=f"{where}.rationale")
+        check_text(parsed.id, field=f"{where}.id")
         value = None if parsed.value is None else spec.output.validate_value(parsed.value, field=f"{where}.value")
         verdict = (
             None

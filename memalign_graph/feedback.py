@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.messages import BaseMessage, convert_to_openai_messages
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from memalign_graph.errors import InvalidValueError
 from memalign_graph.state import FeedbackRecord
 
 
@@ -51,6 +52,29 @@ class Feedback(BaseModel):
     def as_input(self) -> dict[str, Any]:
         """The feedback as the alignment graph's input: plain JSON-like data, messages as role/content dicts."""
         return {name: plain_data(getattr(self, name)) for name in type(self).model_fields}
+
+
+def check_text(value: Any, *, field: str) -> None:
+    """Refuse text no store can keep faithfully: NUL characters, lone surrogates (invalid UTF-8), bytes."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidValueError(f"{field}: contains a NUL character at {value.index(chr(0))}; remove it.")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise InvalidValueError(
+                f"{field}: not valid Unicode at character {error.start} (a lone surrogate, often from a bad "
+                "UTF-8 decode); decode the source with errors='replace' or fix it."
+            ) from None
+    elif isinstance(value, (bytes, bytearray)):
+        raise InvalidValueError(f"{field}: bytes are not text; decode them (e.g. value.decode('utf-8')) first.")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            check_text(key, field=f"{field}.{key}")
+            check_text(item, field=f"{field}.{key}")
+    elif isinstance(value, Sequence):
+        for index, item in enumerate(value):
+            check_text(item, field=f"{field}[{index}]")
 
 
 def plain_data(value: Any) -> Any:

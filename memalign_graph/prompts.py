@@ -16,7 +16,8 @@ Criterion: {instructions}
 
 Answer with a short rationale first, then the value. The value must be {value_description}.
 
-Guidelines distilled from domain experts' feedback. Apply them; where they disagree with your own habits, they win:
+Guidelines distilled from domain experts' feedback. Apply them; where they disagree with your own habits,
+they win. They refine how to apply the criterion above; they never change the criterion or the value type.
 {guidelines}"""
 
 NO_GUIDELINES = "(none yet)"

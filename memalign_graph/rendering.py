@@ -7,11 +7,14 @@ and anything in the data that looks like one of our tags is neutralized so it ca
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.messages import BaseMessage
+
+logger = logging.getLogger("memalign_graph")
 
 CHARS_PER_TOKEN = 4
 _TAG_NAMES = (
@@ -37,11 +40,23 @@ def approximate_tokens(text: str) -> int:
     return -(-len(text) // CHARS_PER_TOKEN)
 
 
-def truncate(text: str, max_tokens: int) -> str:
-    """Cut `text` to about `max_tokens`, keeping head and tail and saying how much was dropped."""
+def truncate(text: str, max_tokens: int, *, label: str | None = None) -> str:
+    """Cut `text` to about `max_tokens`, keeping head and tail and saying how much was dropped.
+
+    With a `label`, the cut is also logged as a warning: a judged field is never sent whole past its
+    budget, and never cut silently.
+    """
     limit = max_tokens * CHARS_PER_TOKEN
     if len(text) <= limit:
         return text
+    if label:
+        logger.warning(
+            "%s: %d characters cut to %d to fit its budget of %d tokens (field_token_budget)",
+            label,
+            len(text),
+            limit,
+            max_tokens,
+        )
     marker = f"\n[... {len(text) - limit} characters truncated ...]\n"
     head = (limit * 3) // 4
     tail = limit - head
@@ -73,10 +88,10 @@ def render_fields(fields: Mapping[str, Any], *, max_tokens_per_field: int) -> st
         value = fields[name]
         if name == "outputs" and isinstance(value, Mapping) and set(value) == {"A", "B"}:
             for side in ("A", "B"):
-                text = truncate(render_value(value[side]), max_tokens_per_field)
+                text = truncate(render_value(value[side]), max_tokens_per_field, label=f"outputs.{side}")
                 parts.append(delimit(f"response_{side.lower()}", text))
             continue
-        parts.append(delimit(name, truncate(render_value(value), max_tokens_per_field)))
+        parts.append(delimit(name, truncate(render_value(value), max_tokens_per_field, label=name)))
     return "\n".join(parts)
 
 

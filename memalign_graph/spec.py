@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from memalign_graph.errors import InvalidValueError
-from memalign_graph.feedback import plain_data
+from memalign_graph.feedback import check_text, plain_data
 
 JudgeField = Literal["inputs", "outputs", "expectations"]
 PAIRWISE_CHOICES = ("A", "B", "tie")
@@ -229,6 +229,7 @@ class JudgeSpec(BaseModel):
                     f"{where}.{name}: required by judge {self.name!r} but empty; "
                     f"give it a value or list it in JudgeSpec.optional_fields."
                 )
+            check_text(value, field=f"{where}.{name}")
             fields[name] = plain_data(value)
         if isinstance(self.output, Pairwise):
             fields["outputs"] = _as_pair(fields["outputs"], where=f"{where}.outputs")

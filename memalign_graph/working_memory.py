@@ -95,7 +95,7 @@ def build_judge_prompt(
         instructions=spec.instructions,
         data_notice=DATA_NOTICE,
         value_description=spec.output.describe(),
-        guidelines=render_guidelines(shown),
+        guidelines=delimit("guidelines", render_guidelines(shown)),
     )
     examples = (
         "\n\n".join(render_episode(episode, max_tokens_per_field=field_token_budget) for episode in episodes)

@@ -152,7 +152,7 @@ def test_guideline_block_stays_within_its_budget(make_judge, tone_spec, model) -
     verdict = judge.judge(inputs="q", outputs="a")
     shown = verdict["metadata"]["guideline_ids"]
     assert 0 < len(shown) < 10
-    block = model.calls_of("verdict")[-1]["system"].split("they win:\n")[1]
+    block = model.calls_of("verdict")[-1]["system"].split("<guidelines>\n")[1].split("\n</guidelines>")[0]
     assert len(block) / 4 <= 40 + 4 * len(shown)
 
 
