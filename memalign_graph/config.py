@@ -6,16 +6,19 @@
 | OpenAI-compatible server | `MEMALIGN_BASE_URL` (vLLM or Ollama's `/v1` URL); key in `OPENAI_API_KEY` | provider's |
 | embeddings | `MEMALIGN_EMBEDDINGS` (an `init_embeddings` string, `openai:text-embedding-3-small`) | local MiniLM |
 | memory folder | `MEMALIGN_HOME` | `./.memalign` |
+| semantic memory on Postgres | `MEMALIGN_POSTGRES_URL` | SQLite file in `MEMALIGN_HOME` |
 | Qdrant server | `MEMALIGN_QDRANT_URL`, `MEMALIGN_QDRANT_API_KEY` | local mode in `MEMALIGN_HOME/episodes` |
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
+from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from memalign_graph.errors import ConfigurationError
 
@@ -83,6 +86,28 @@ def local_minilm_embeddings() -> Embeddings:
         model_kwargs={"device": "cpu"},
         encode_kwargs={"normalize_embeddings": True},
     )
+
+
+def open_postgres_checkpointer(url: str) -> tuple[BaseCheckpointSaver, Callable[[], None]]:
+    """A Postgres checkpointer for semantic memory (tables created if missing), and how to close it."""
+    try:
+        from langgraph.checkpoint.postgres import PostgresSaver
+        from psycopg import Connection
+        from psycopg.rows import dict_row
+    except ImportError as error:
+        raise ConfigurationError(
+            "Semantic memory on Postgres needs the postgres extra: pip install 'memalign-graph[postgres]'."
+        ) from error
+    try:
+        connection = Connection.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row)
+    except Exception as error:  # noqa: BLE001 - the driver's message names the cause
+        raise ConfigurationError(
+            f"Cannot connect to Postgres for semantic memory ({error}). Check MEMALIGN_POSTGRES_URL "
+            "(e.g. postgresql://user:password@host:5432/dbname) and that the server is running."
+        ) from error
+    saver = PostgresSaver(connection)
+    saver.setup()
+    return saver, connection.close
 
 
 def memory_home(home: str | Path | None = None) -> Path:

@@ -21,7 +21,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from memalign_graph.alignment import create_alignment_graph
-from memalign_graph.config import memory_home, resolve_chat_model, resolve_embeddings
+from memalign_graph.config import memory_home, open_postgres_checkpointer, resolve_chat_model, resolve_embeddings
 from memalign_graph.consistency import ConsistencyReport, check, sync_episodes
 from memalign_graph.episodic import EpisodicStore, QdrantEpisodicStore
 from memalign_graph.errors import InvalidValueError
@@ -47,7 +47,8 @@ class MemAlignJudge:
 
     With no stores given, memory lives under `home` (or `MEMALIGN_HOME`, default `./.memalign`):
     Qdrant local mode in `episodes/` and a SQLite checkpointer in `semantic.sqlite`. A Qdrant URL
-    (argument or `MEMALIGN_QDRANT_URL`) moves episodes to a server.
+    (argument or `MEMALIGN_QDRANT_URL`) moves episodes to a server, a Postgres URL (argument or
+    `MEMALIGN_POSTGRES_URL`) moves semantic memory to Postgres: configuration, not code.
     """
 
     def __init__(
@@ -60,6 +61,7 @@ class MemAlignJudge:
         home: str | Path | None = None,
         qdrant_url: str | None = None,
         qdrant_api_key: str | None = None,
+        postgres_url: str | None = None,
         episodic_store: EpisodicStore | None = None,
         checkpointer: BaseCheckpointSaver | None = None,
         judge_context: JudgeContext | None = None,
@@ -79,7 +81,7 @@ class MemAlignJudge:
         self._lock_dir: Path | None = None
         try:
             self.episodic_store = episodic_store or self._open_episodic_store(home, qdrant_url, qdrant_api_key)
-            self.checkpointer = checkpointer or self._open_checkpointer(home)
+            self.checkpointer = checkpointer or self._open_checkpointer(home, postgres_url)
         except BaseException:
             self.close()  # a half-opened judge must not keep the local store's lock
             raise
@@ -119,7 +121,12 @@ class MemAlignJudge:
         self._closers.append(store.close)
         return store
 
-    def _open_checkpointer(self, home: str | Path | None) -> BaseCheckpointSaver:
+    def _open_checkpointer(self, home: str | Path | None, postgres_url: str | None) -> BaseCheckpointSaver:
+        url = postgres_url or os.environ.get("MEMALIGN_POSTGRES_URL") or None
+        if url:
+            saver, close = open_postgres_checkpointer(url)
+            self._closers.append(close)
+            return saver
         folder = memory_home(home)
         folder.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(folder / "semantic.sqlite", check_same_thread=False)

@@ -58,7 +58,7 @@ class CheckpointSemanticMemory:
 
     Loading a checkpoint deserializes the whole alignment state (guidelines with their embeddings, and
     the feedback ledger): tens of milliseconds at a thousand records. Where the checkpointer lets us ask
-    for the latest checkpoint id alone (SQLite, in memory), a judgment pays only for that query until
+    for the latest checkpoint id alone (SQLite, Postgres, in memory), a judgment pays only for that query until
     an alignment changes memory.
     """
 
@@ -99,6 +99,15 @@ def latest_checkpoint_id(checkpointer: BaseCheckpointSaver, thread_id: str) -> s
             )
             row = cursor.fetchone()
         return row[0] if row else None
+    if type(checkpointer).__name__ == "PostgresSaver":  # optional dependency: matched by name, not imported
+        with checkpointer._cursor() as cursor:  # type: ignore[attr-defined]
+            cursor.execute(
+                "SELECT checkpoint_id FROM checkpoints WHERE thread_id = %s AND checkpoint_ns = '' "
+                "ORDER BY checkpoint_id DESC LIMIT 1",
+                (thread_id,),
+            )
+            row = cursor.fetchone()
+        return row["checkpoint_id"] if row else None
     return None
 
 

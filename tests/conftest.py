@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from fakes import BagOfWordsEmbeddings, ScriptedChatModel
 from memalign_graph import Boolean, JudgeSpec, MemAlignJudge, QdrantEpisodicStore
+from memalign_graph.config import open_postgres_checkpointer
 
 
 @pytest.fixture
@@ -30,19 +34,52 @@ def model() -> ScriptedChatModel:
     return ScriptedChatModel()
 
 
-@pytest.fixture(params=["memory", "disk"])
+POSTGRES_HELP = (
+    "no test PostgreSQL: run the suite with `bash scripts/test.sh` (it starts one), or set "
+    "MEMALIGN_TEST_POSTGRES_URL=postgresql://user@127.0.0.1:5432/db"
+)
+
+
+@pytest.fixture(params=["memory", "disk", "postgres"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """An episodic store and a checkpointer, shared by every judge a test opens."""
+    """An episodic store and a checkpointer, shared by every judge a test opens.
+
+    memory: Qdrant in memory + InMemorySaver; disk: Qdrant local mode + SQLite (the embedded default);
+    postgres: Qdrant local mode + the Postgres checkpointer, in a schema of the test's own.
+    """
     if request.param == "memory":
         store = QdrantEpisodicStore()
         yield {"episodic_store": store, "checkpointer": InMemorySaver()}
         store.close()
         return
     store = QdrantEpisodicStore(path=tmp_path / "episodes")
-    connection = sqlite3.connect(tmp_path / "semantic.sqlite", check_same_thread=False)
-    yield {"episodic_store": store, "checkpointer": SqliteSaver(connection)}
+    if request.param == "disk":
+        connection = sqlite3.connect(tmp_path / "semantic.sqlite", check_same_thread=False)
+        yield {"episodic_store": store, "checkpointer": SqliteSaver(connection)}
+        connection.close()
+    else:
+        with postgres_schema() as url:
+            saver, close = open_postgres_checkpointer(url)
+            yield {"episodic_store": store, "checkpointer": saver}
+            close()
     store.close()
-    connection.close()
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A connection URL whose search_path is a fresh schema, dropped afterwards: tests never share tables."""
+    base = os.environ.get("MEMALIGN_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip(POSTGRES_HELP)
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+        try:
+            yield f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+        finally:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture

@@ -132,3 +132,34 @@ def test_the_judge_node_streams_its_own_steps_as_a_subgraph(make_judge, tone_spe
     inner = {namespace[0].split(":")[0] for namespace in namespaces if namespace}
     assert inner == {"review"}
     assert len([namespace for namespace in namespaces if namespace]) == 4  # retrieve, working memory, judge, parse
+
+
+def test_semantic_memory_moves_to_postgres_by_configuration(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, tone_spec
+) -> None:
+    from conftest import postgres_schema
+
+    with postgres_schema() as url:
+        monkeypatch.setenv("MEMALIGN_POSTGRES_URL", url)
+        feedback = Feedback(
+            id="f", inputs="q", outputs="sorry", value=True, rationale="Answer true when the text mentions sorry."
+        )
+        with MemAlignJudge(tone_spec, ScriptedChatModel(), embeddings=BagOfWordsEmbeddings(), home=tmp_path) as judge:
+            assert type(judge.checkpointer).__name__ == "PostgresSaver"
+            judge.align([feedback])
+        assert not (tmp_path / "semantic.sqlite").exists()
+        with MemAlignJudge(tone_spec, ScriptedChatModel(), embeddings=BagOfWordsEmbeddings(), home=tmp_path) as again:
+            assert [g["feedback_ids"] for g in again.guidelines()] == [["f"]]
+            assert again.judge(inputs="x", outputs="so sorry")["score"] is True
+
+
+def test_an_unreachable_postgres_says_what_to_check(tone_spec, tmp_path) -> None:
+    with pytest.raises(ConfigurationError, match="Check MEMALIGN_POSTGRES_URL"):
+        MemAlignJudge(
+            tone_spec,
+            ScriptedChatModel(),
+            embeddings=BagOfWordsEmbeddings(),
+            home=tmp_path,
+            postgres_url="postgresql://nobody@127.0.0.1:1/none?connect_timeout=2",
+        )
+    QdrantEpisodicStore(path=tmp_path / "episodes").close()  # the half-opened judge released its store
