@@ -199,21 +199,37 @@ class QdrantEpisodicStore:
             return self._scroll_feedback_ids(name)
 
     def _scroll_feedback_ids(self, name: str) -> set[str]:
+        return {
+            point.payload["metadata"]["feedback_id"]
+            for point in self._scroll(name, with_payload=["metadata.feedback_id"], with_vectors=False)
+            if point.payload
+        }
+
+    def vectors(self, judge: str, namespace: str) -> dict[str, tuple[str, list[float]]]:
+        """Each episode's embedded text and vector by feedback id: what an export carries."""
+        name = collection_name(judge, namespace)
+        with self._guard():
+            return {
+                point.payload["metadata"]["feedback_id"]: (point.payload["page_content"], list(point.vector))
+                for point in self._scroll(name, with_payload=True, with_vectors=True)
+                if point.payload
+            }
+
+    def _scroll(self, name: str, *, with_payload: Any, with_vectors: bool) -> Iterator[Any]:
         if not self._collection_exists(name):
-            return set()
-        found: set[str] = set()
+            return
         offset: Any = None
         while True:
             points, offset = self._client.scroll(
                 collection_name=name,
                 limit=_SCROLL_PAGE,
                 offset=offset,
-                with_payload=["metadata.feedback_id"],
-                with_vectors=False,
+                with_payload=with_payload,
+                with_vectors=with_vectors,
             )
-            found.update(point.payload["metadata"]["feedback_id"] for point in points if point.payload)
+            yield from points
             if offset is None:
-                return found
+                return
 
     def count(self, judge: str, namespace: str) -> int:
         name = collection_name(judge, namespace)

@@ -293,6 +293,18 @@ class MemAlignJudge:
                 as_node="write_memory",
             )
 
+    def export_memory(self, path: str | Path) -> dict[str, int]:
+        """Write guidelines, the feedback ledger and every episode (with its vector) to a JSON file."""
+        from memalign_graph.migration import export_memory
+
+        return export_memory(self, path)
+
+    def import_memory(self, path: str | Path) -> dict[str, int]:
+        """Replace this judge's memory by an export of the same judge: lossless, and idempotent."""
+        from memalign_graph.migration import import_memory
+
+        return import_memory(self, path)
+
     def _finish_unfinished_run(self) -> None:
         """Resume an alignment a crash interrupted after validation; one refused at validation is dropped."""
         snapshot = self.alignment_graph.get_state(self._memory_config())
