@@ -168,6 +168,7 @@ def build_alignment_graph(
             state.get("drafts") or [],
             merge_at=context.merge_similarity,
             close_call_at=context.close_call_similarity,
+            max_concurrency=get_config().get("max_concurrency") or max_concurrency,
         )
         if state.get("drafts"):
             guidelines = consolidate(

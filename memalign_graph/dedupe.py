@@ -8,6 +8,7 @@ guideline: both versions stay.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,42 +59,65 @@ def merge_drafts(
     *,
     merge_at: float,
     close_call_at: float,
+    max_concurrency: int = 4,
 ) -> dict[str, Guideline]:
-    """Add drafts to the guidelines; a draft that says what one already says merges into it (provenance united)."""
+    """Add drafts to the guidelines; a draft that says what one already says merges into it (provenance united).
+
+    Close calls are asked only against the guidelines memory already had, all at once (one round trip
+    of wall time, not one per draft); drafts of this run merge with each other when near-identical.
+    """
     merged: dict[str, Guideline] = {key: Guideline(**guideline) for key, guideline in guidelines.items()}
     if not drafts:
         return merged
     now = _now()
-    index = _SimilarityIndex(merged.values())
     vectors = embeddings.embed_documents([draft["text"] for draft in drafts])
-    for draft, vector in zip(drafts, vectors, strict=True):
-        nearest_key, similarity = index.nearest(vector)
-        if nearest_key is not None and similarity >= close_call_at:
-            nearest = merged[nearest_key]
-            relation, text = (
-                ("same", "") if similarity >= merge_at else close_call(model, nearest["text"], draft["text"])
-            )
-            if relation in ("same", "conflict"):
-                _absorb(nearest, draft["feedback_ids"], now)
-                if text and text != nearest["text"]:
-                    nearest["text"] = text
-                    nearest["embedding"] = list(embeddings.embed_query(text))
-                    index.add(nearest_key, nearest["embedding"])
-                continue
-        key = guideline_id(draft["text"])
-        if key in merged:
-            _absorb(merged[key], draft["feedback_ids"], now)
+    index = _SimilarityIndex(merged.values())
+    nearest = [index.nearest(vector) for vector in vectors]
+    questions = {
+        position: (merged[key]["text"], draft["text"])
+        for position, (draft, (key, similarity)) in enumerate(zip(drafts, nearest, strict=True))
+        if key is not None and close_call_at <= similarity < merge_at
+    }
+    answers = _ask_in_parallel(model, questions, max_concurrency)
+    for position, (draft, vector) in enumerate(zip(drafts, vectors, strict=True)):
+        key, similarity = nearest[position]
+        relation, text = ("same", "") if key is not None and similarity >= merge_at else answers.get(position, ("", ""))
+        if key is not None and relation in ("same", "conflict"):
+            target = merged[key]
+            _absorb(target, draft["feedback_ids"], now)
+            if text and text != target["text"]:
+                target["text"] = text
+                target["embedding"] = list(embeddings.embed_query(text))
+                index.add(key, target["embedding"])
             continue
-        merged[key] = Guideline(
-            id=key,
+        twin, twin_similarity = index.nearest(vector)  # now also this run's new guidelines
+        if twin is not None and twin_similarity >= merge_at:
+            _absorb(merged[twin], draft["feedback_ids"], now)
+            continue
+        new_key = guideline_id(draft["text"])
+        if new_key in merged:
+            _absorb(merged[new_key], draft["feedback_ids"], now)
+            continue
+        merged[new_key] = Guideline(
+            id=new_key,
             text=draft["text"],
             feedback_ids=list(draft["feedback_ids"]),
             created_at=now,
             updated_at=now,
             embedding=list(vector),
         )
-        index.add(key, vector)
+        index.add(new_key, vector)
     return merged
+
+
+def _ask_in_parallel(
+    model: BaseChatModel, questions: dict[int, tuple[str, str]], max_concurrency: int
+) -> dict[int, tuple[str, str]]:
+    if not questions:
+        return {}
+    with ThreadPoolExecutor(max_workers=max(1, min(max_concurrency, len(questions)))) as pool:
+        futures = {position: pool.submit(close_call, model, *pair) for position, pair in questions.items()}
+        return {position: future.result() for position, future in futures.items()}
 
 
 def close_call(model: BaseChatModel, existing: str, new: str) -> tuple[str, str]:
