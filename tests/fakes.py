@@ -205,3 +205,48 @@ class BagOfWordsEmbeddings(Embeddings):
         if norm == 1.0 and not any(vector):
             vector[0] = 1.0
         return [value / norm for value in vector]
+
+
+# -- appended for the evaluation protocol and accounting tests ---------------------------------------
+
+from memalign_graph.fake_model import FakeChatModel  # noqa: E402
+
+
+class MeteredChatModel(FakeChatModel):
+    """The package's fake model, called the way a provider's model is: every structured answer is one
+    model call that reports `usage_metadata` (4 characters a token), so accounting sees calls and tokens.
+
+    `refuse` makes every verdict on an example whose judged text contains it an invalid value, so that
+    example ends with no verdict (the parse retries run out).
+    """
+
+    refuse: str | None = None
+
+    def with_structured_output(self, schema: Any, *, include_raw: bool = False, **kwargs: Any) -> Any:
+        def parse(message: AIMessage) -> Any:
+            parsed = json.loads(str(message.content))
+            return {"raw": message, "parsed": parsed, "parsing_error": None} if include_raw else parsed
+
+        return self.bind(fake_schema=schema) | RunnableLambda(parse)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        schema = kwargs.get("fake_schema")
+        if schema is None:
+            return super()._generate(messages, stop, run_manager, **kwargs)
+        content = self._answer(schema["title"], messages, schema)
+        text = "\n".join(str(message.content) for message in messages)
+        judged = text.split("Judge this example:", 1)[-1]  # the example, and any retry turns after it
+        if schema["title"] == "verdict" and self.refuse and self.refuse in judged:
+            content = json.dumps({"rationale": "FAKE MODEL: refusing on purpose.", "value": "not-a-valid-value"})
+        usage = {
+            "input_tokens": len(text) // 4 + 1,
+            "output_tokens": len(content) // 4 + 1,
+            "total_tokens": len(text) // 4 + len(content) // 4 + 2,
+        }
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content, usage_metadata=usage))])
