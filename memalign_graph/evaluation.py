@@ -1,0 +1,378 @@
+"""The MemAlign evaluation protocol: learning curves of a judge as experts' feedback accumulates.
+
+For each seed, the examples are shuffled and split into `train_size` training examples and the rest
+for testing. Training feedback is fed in shards (0, 2, 5, 10, 20, 50 examples seen, by default); after
+each shard the judge is measured on the training examples seen so far and on the test set, starting
+each seed and variant from empty memory. Quality is exact match for labels and concordance (CCC) for
+scores. Every LLM call, token and second is accounted per alignment stage and per judgment.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+from langchain_core.language_models import BaseChatModel
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+from memalign_graph.ablations import Variant, VariantJudges, open_variant_judges, variant_feedback
+from memalign_graph.accounting import Prices, Usage, UsageTracker, track_usage
+from memalign_graph.bulk import judge_examples
+from memalign_graph.datasets import LabeledExample
+from memalign_graph.episodic import QdrantEpisodicStore
+from memalign_graph.errors import MemAlignError
+from memalign_graph.feedback import Feedback
+from memalign_graph.metrics import agreement_report, quality_metric_name
+from memalign_graph.spec import JudgeSpec
+from memalign_graph.state import Verdict
+
+DEFAULT_SHARDS = (0, 2, 5, 10, 20, 50)
+ALIGNMENT_STAGES = ("validate", "distill", "dedupe", "write_memory")
+JUDGING_STAGES = ("retrieve", "build_working_memory", "judge", "parse")
+
+
+class EvaluationError(MemAlignError):
+    """The protocol cannot run as asked (too few examples, shards out of range, every judgment failing)."""
+
+
+@dataclass(frozen=True)
+class ProtocolSettings:
+    """How the protocol runs. `test_size` caps the test set (a random subset) to bound the cost."""
+
+    train_size: int = 50
+    shards: tuple[int, ...] = DEFAULT_SHARDS
+    seeds: tuple[int, ...] = (0, 1, 2)
+    variants: tuple[Variant, ...] = (Variant(),)
+    test_size: int | None = None
+    k: int = 5
+    max_concurrency: int = 4
+    prices: Prices | None = None
+
+    def check(self, available: int) -> None:
+        """Raise `EvaluationError` naming the setting that cannot work with `available` examples."""
+        if self.train_size < 1:
+            raise EvaluationError(f"train_size: {self.train_size} must be at least 1.")
+        if available <= self.train_size:
+            raise EvaluationError(
+                f"train_size: {self.train_size} leaves no test examples out of {available}; "
+                f"use a smaller train size or more data."
+            )
+        if not self.shards or list(self.shards) != sorted(set(self.shards)) or self.shards[0] < 0:
+            raise EvaluationError(f"shards: {list(self.shards)} must be distinct counts in increasing order, from 0.")
+        if self.shards[-1] > self.train_size:
+            raise EvaluationError(
+                f"shards: {self.shards[-1]} examples seen is more than train_size {self.train_size}; "
+                f"lower the shard or raise train_size."
+            )
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise EvaluationError(f"seeds: {list(self.seeds)} must be one or more distinct integers.")
+        if not self.variants or len(set(self.variants)) != len(self.variants):
+            raise EvaluationError("variants: give one or more distinct variants.")
+        if self.test_size is not None and self.test_size < 1:
+            raise EvaluationError(f"test_size: {self.test_size} must be at least 1 (or unset for all).")
+
+    def judgments(self, available: int) -> int:
+        """How many judgments a run makes: seen training examples and the test set, after every shard."""
+        test = (
+            available - self.train_size if self.test_size is None else min(self.test_size, available - self.train_size)
+        )
+        return len(self.seeds) * len(self.variants) * sum(shard + test for shard in self.shards)
+
+
+def split_train_test(
+    examples: Sequence[LabeledExample], *, train_size: int, seed: int, test_size: int | None = None
+) -> tuple[list[LabeledExample], list[LabeledExample]]:
+    """A seeded shuffle: the first `train_size` examples train, the rest (up to `test_size`) test."""
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    shuffled = [examples[index] for index in order]
+    train, test = shuffled[:train_size], shuffled[train_size:]
+    return train, test if test_size is None else test[:test_size]
+
+
+@dataclass
+class EvaluationResult:
+    """Every measurement (`runs`: one per seed, variant and shard) and their summary over seeds."""
+
+    judge: str
+    metric: str
+    model: str
+    source: str
+    settings: dict[str, Any]
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    summary: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_protocol(
+    spec: JudgeSpec,
+    examples: Sequence[LabeledExample],
+    *,
+    model: BaseChatModel,
+    embeddings: Embeddings,
+    memory_dir: str | Path,
+    settings: ProtocolSettings = ProtocolSettings(),
+    model_label: str | None = None,
+    source: str = "",
+    on_progress: Callable[[int], None] | None = None,
+) -> EvaluationResult:
+    """Run the protocol with memory under `memory_dir` (which should start empty) and return every number.
+
+    `on_progress(n)` is told of every judgment and every feedback item aligned.
+    """
+    if any(example.value is None for example in examples):
+        raise EvaluationError("examples: every example needs the expert's value to be measured against.")
+    settings.check(len(examples))
+    folder = Path(memory_dir)
+    if (folder / "semantic.sqlite").exists() or (folder / "episodes").exists():
+        raise EvaluationError(f"memory_dir: {folder} already holds memory; the protocol starts from empty memory.")
+    folder.mkdir(parents=True, exist_ok=True)
+    result = EvaluationResult(
+        judge=spec.name,
+        metric=quality_metric_name(spec.output),
+        model=model_label or type(model).__name__,
+        source=source,
+        settings=_settings_dict(settings, len(examples)),
+    )
+    store = QdrantEpisodicStore(path=folder / "episodes")
+    connection = sqlite3.connect(folder / "semantic.sqlite", check_same_thread=False)
+    try:
+        checkpointer = SqliteSaver(connection)
+        for seed in settings.seeds:
+            train, test = split_train_test(
+                examples, train_size=settings.train_size, seed=seed, test_size=settings.test_size
+            )
+            for variant in settings.variants:
+                with open_variant_judges(
+                    spec,
+                    model,
+                    embeddings,
+                    variant,
+                    episodic_store=store,
+                    checkpointer=checkpointer,
+                    namespace=f"eval-s{seed}-{variant.key}",
+                    k=settings.k,
+                    max_concurrency=settings.max_concurrency,
+                ) as judges:
+                    result.runs.extend(_learning_curve(judges, spec, seed, variant, train, test, settings, on_progress))
+    finally:
+        store.close()
+        connection.close()
+    result.summary = summarize(result.runs)
+    return result
+
+
+def _learning_curve(
+    judges: VariantJudges,
+    spec: JudgeSpec,
+    seed: int,
+    variant: Variant,
+    train: list[LabeledExample],
+    test: list[LabeledExample],
+    settings: ProtocolSettings,
+    on_progress: Callable[[int], None] | None,
+) -> list[dict[str, Any]]:
+    """One seed and variant: align shard by shard from empty memory, measuring after each shard."""
+    runs = []
+    seen = given = 0
+    alignment_total = Usage()
+    for shard in settings.shards:
+        feedback = [item for item in (variant_feedback(example, variant) for example in train[seen:shard]) if item]
+        alignment_usage, alignment = _align(judges, feedback)
+        alignment_total = alignment_total + alignment_usage
+        if on_progress and shard > seen:
+            on_progress(shard - seen)
+        seen, given = shard, given + len(feedback)
+        measured, judging_usage = _measure(judges, spec, train[:seen], test, settings, on_progress)
+        runs.append(
+            {
+                "seed": seed,
+                "variant": variant.key,
+                "memory": variant.memory,
+                "feedback": variant.feedback,
+                "examples_seen": seen,
+                "feedback_given": given,
+                "guidelines": len(judges.judge.guidelines()),
+                **measured,
+                "alignment": {**alignment, "cumulative": alignment_total.as_dict()},
+                "cost": _costs(
+                    settings.prices, alignment_usage, alignment_total, judging_usage, measured["judging"]["judgments"]
+                ),
+            }
+        )
+    return runs
+
+
+def _measure(
+    judges: VariantJudges,
+    spec: JudgeSpec,
+    seen: list[LabeledExample],
+    test: list[LabeledExample],
+    settings: ProtocolSettings,
+    on_progress: Callable[[int], None] | None,
+) -> tuple[dict[str, Any], Usage]:
+    """Judge the seen training examples and the test set; agreement, and each judgment's accounting."""
+    judged = [*seen, *test]
+    tracker = UsageTracker()
+    started = time.perf_counter()
+    with track_usage(tracker):
+        verdicts = judge_examples(
+            judges.judge,
+            [example.example() for example in judged],
+            labels=[f"train:{e.id}" for e in seen] + [f"test:{e.id}" for e in test],
+            max_concurrency=settings.max_concurrency,
+            tracker=tracker,
+            on_done=on_progress,
+        )
+    seconds = time.perf_counter() - started
+    _refuse_total_failure(verdicts)
+    values = [None if isinstance(verdict, Exception) else verdict["score"] for verdict in verdicts]
+    usage = sum(tracker.by_item().values(), Usage())
+    measured = {
+        "train": agreement_report(spec.output, [e.value for e in seen], values[: len(seen)]) if seen else None,
+        "test": agreement_report(spec.output, [e.value for e in test], values[len(seen) :]),
+        "judging": {
+            "judgments": len(judged),
+            "wall_seconds": seconds,
+            "usage": usage.as_dict(),
+            "stages": {stage: used.as_dict() for stage, used in tracker.by_stage().items()},
+            "per_judgment": _per_judgment(usage, len(judged)),
+        },
+        "no_verdict_errors": _error_counts(verdicts),
+    }
+    return measured, usage
+
+
+def _align(judges: VariantJudges, feedback: list[Feedback]) -> tuple[Usage, dict[str, Any]]:
+    """Align on one shard's feedback; its usage, and what it did with calls, tokens and time by stage."""
+    if not feedback:
+        return Usage(), {"wall_seconds": 0.0, "usage": Usage().as_dict(), "stages": {}, "report": None}
+    tracker = UsageTracker()
+    started = time.perf_counter()
+    with track_usage(tracker):
+        report = judges.aligner.align(feedback)
+    usage = tracker.total()
+    return usage, {
+        "wall_seconds": time.perf_counter() - started,
+        "usage": usage.as_dict(),
+        "stages": {stage: used.as_dict() for stage, used in tracker.by_stage().items()},
+        "report": {
+            "added": len(report["added"]),
+            "distilled": len(report["distilled"]),
+            "pending": len(report["pending"]),
+            "failed_batches": [failure["error"] for failure in report["failed_batches"]],
+            "guidelines_added": len(report["guidelines_added"]),
+            "guidelines_merged": len(report["guidelines_merged"]),
+        },
+    }
+
+
+def _per_judgment(usage: Usage, judgments: int) -> dict[str, float]:
+    count = max(1, judgments)
+    return {
+        "calls": usage.calls / count,
+        "input_tokens": usage.input_tokens / count,
+        "output_tokens": usage.output_tokens / count,
+        "total_tokens": usage.total_tokens / count,
+        "seconds": usage.seconds / count,
+    }
+
+
+def _costs(
+    prices: Prices | None, alignment: Usage, alignment_total: Usage, judging: Usage, judgments: int
+) -> dict[str, float] | None:
+    if prices is None:
+        return None
+    return {
+        "alignment": prices.cost(alignment),
+        "alignment_cumulative": prices.cost(alignment_total),
+        "judging": prices.cost(judging),
+        "per_judgment": prices.cost(judging) / max(1, judgments),
+    }
+
+
+def _refuse_total_failure(verdicts: Sequence[Verdict | Exception]) -> None:
+    """When no judgment at all got a verdict, the model is misconfigured: stop instead of measuring nothing."""
+    failures = [verdict for verdict in verdicts if isinstance(verdict, Exception)]
+    if verdicts and len(failures) == len(verdicts):
+        raise EvaluationError(f"every judgment failed; the first error: {_describe(failures[0])}")
+
+
+def _error_counts(verdicts: Sequence[Verdict | Exception]) -> dict[str, int]:
+    return dict(Counter(_describe(verdict) for verdict in verdicts if isinstance(verdict, Exception)))
+
+
+def _describe(error: Exception) -> str:
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    return f"{type(error).__name__}: {first_line}"[:300]
+
+
+def summarize(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and spread (sample standard deviation) over seeds, per variant and examples seen."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for run in runs:
+        groups.setdefault((run["variant"], run["examples_seen"]), []).append(run)
+    rows = []
+    for (variant, seen), group in groups.items():
+        first = group[0]
+        row: dict[str, Any] = {
+            "variant": variant,
+            "memory": first["memory"],
+            "feedback": first["feedback"],
+            "examples_seen": seen,
+            "seeds": len(group),
+            "metric": first["test"]["metric"],
+        }
+        for split in ("train", "test"):
+            reports = [run[split] for run in group if run[split] is not None]
+            row[f"{split}_quality_mean"], row[f"{split}_quality_std"] = mean_and_spread(r["quality"] for r in reports)
+            row[f"{split}_no_verdict"] = sum(r["no_verdict"] for r in reports)
+            row[f"{split}_judged"] = sum(r["n"] for r in reports)
+            for extra in ("pearson", "mae"):
+                if reports and extra in reports[0]:
+                    row[f"{split}_{extra}_mean"], _ = mean_and_spread(r[extra] for r in reports)
+        row["guidelines_mean"], _ = mean_and_spread(run["guidelines"] for run in group)
+        for key in ("calls", "total_tokens", "seconds"):
+            row[f"{key}_per_judgment_mean"], _ = mean_and_spread(run["judging"]["per_judgment"][key] for run in group)
+        row["alignment_calls_mean"], _ = mean_and_spread(run["alignment"]["cumulative"]["calls"] for run in group)
+        row["alignment_tokens_mean"], _ = mean_and_spread(
+            run["alignment"]["cumulative"]["total_tokens"] for run in group
+        )
+        if first["cost"] is not None:
+            row["cost_per_judgment_mean"], _ = mean_and_spread(run["cost"]["per_judgment"] for run in group)
+            row["alignment_cost_mean"], _ = mean_and_spread(run["cost"]["alignment_cumulative"] for run in group)
+        rows.append(row)
+    return sorted(rows, key=lambda row: (row["variant"], row["examples_seen"]))
+
+
+def mean_and_spread(values: Any) -> tuple[float | None, float | None]:
+    """The mean and sample standard deviation of the defined values; spread is None with fewer than two."""
+    defined = [float(value) for value in values if value is not None]
+    if not defined:
+        return None, None
+    spread = statistics.stdev(defined) if len(defined) > 1 else None
+    return statistics.fmean(defined), spread
+
+
+def _settings_dict(settings: ProtocolSettings, available: int) -> dict[str, Any]:
+    return {
+        "train_size": settings.train_size,
+        "shards": list(settings.shards),
+        "seeds": list(settings.seeds),
+        "variants": [variant.key for variant in settings.variants],
+        "test_size": settings.test_size,
+        "examples": available,
+        "k": settings.k,
+        "max_concurrency": settings.max_concurrency,
+        "prices_per_million_tokens": asdict(settings.prices) if settings.prices else None,
+    }

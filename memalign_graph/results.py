@@ -1,0 +1,177 @@
+"""Evaluation results for people and programs: a terminal table, JSON, CSV, and confusion matrices."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from memalign_graph.evaluation import EvaluationResult
+from memalign_graph.metrics import NO_VERDICT
+
+RUN_COLUMNS = (
+    "seed",
+    "variant",
+    "examples_seen",
+    "feedback_given",
+    "guidelines",
+    "train_quality",
+    "train_no_verdict",
+    "test_quality",
+    "test_no_verdict",
+    "test_pearson",
+    "test_mae",
+    "alignment_calls",
+    "alignment_tokens",
+    "alignment_seconds",
+    "judgments",
+    "calls_per_judgment",
+    "tokens_per_judgment",
+    "seconds_per_judgment",
+    "cost_per_judgment",
+    "alignment_cost_cumulative",
+)
+
+
+def results_table(result: EvaluationResult) -> str:
+    """The summary as an aligned text table: one row per variant and number of examples seen."""
+    priced = any("cost_per_judgment_mean" in row for row in result.summary)
+    headers = ["variant", "seen", "train", "test", "no verdict", "calls/judgment", "tokens/judgment", "align tokens"]
+    if priced:
+        headers += ["cost/judgment", "align cost"]
+    rows = []
+    for row in result.summary:
+        cells = [
+            row["variant"],
+            str(row["examples_seen"]),
+            _mean_spread(row["train_quality_mean"], row["train_quality_std"]),
+            _mean_spread(row["test_quality_mean"], row["test_quality_std"]),
+            f"{row['test_no_verdict'] + row['train_no_verdict']}/{row['test_judged'] + row['train_judged']}",
+            _number(row["calls_per_judgment_mean"], 2),
+            _number(row["total_tokens_per_judgment_mean"], 0),
+            _number(row["alignment_tokens_mean"], 0),
+        ]
+        if priced:
+            cells += [_number(row.get("cost_per_judgment_mean"), 6), _number(row.get("alignment_cost_mean"), 4)]
+        rows.append(cells)
+    title = (
+        f"{result.judge}: {result.metric} (mean ± sample std over {len(result.settings['seeds'])} seeds; "
+        f"train = examples seen so far, test = {_test_size(result)} held out); model: {result.model}"
+    )
+    return title + "\n" + _aligned([headers, *rows])
+
+
+def confusion_matrices_text(result: EvaluationResult) -> str:
+    """Test-set confusion matrices at the last shard of each variant, summed over seeds (labels only)."""
+    last = max(result.settings["shards"])
+    blocks = []
+    for variant in result.settings["variants"]:
+        runs = [r for r in result.runs if r["variant"] == variant and r["examples_seen"] == last]
+        matrices = [r["test"].get("confusion_matrix") for r in runs if r["test"].get("confusion_matrix")]
+        if not matrices:
+            continue
+        summed: dict[str, dict[str, int]] = {}
+        for matrix in matrices:
+            for truth, row in matrix.items():
+                for guess, count in row.items():
+                    summed.setdefault(truth, {}).setdefault(guess, 0)
+                    summed[truth][guess] += count
+        columns = [c for c in next(iter(summed.values())) if c != NO_VERDICT] + [NO_VERDICT]
+        table = [["expert \\ judge", *columns]] + [
+            [truth, *(str(row.get(c, 0)) for c in columns)] for truth, row in summed.items()
+        ]
+        blocks.append(f"confusion matrix, {variant}, {last} examples seen (test, all seeds):\n" + _aligned(table))
+    return "\n\n".join(blocks)
+
+
+def write_json(result: EvaluationResult, path: str | Path) -> Path:
+    path = Path(path)
+    path.write_text(json.dumps(_finite(result.as_dict()), indent=2, ensure_ascii=False, default=str) + "\n")
+    return path
+
+
+def write_summary_csv(result: EvaluationResult, path: str | Path) -> Path:
+    """The summary rows (mean and spread over seeds), one per variant and number of examples seen."""
+    columns: list[str] = []
+    for row in result.summary:
+        columns += [key for key in row if key not in columns]
+    return _write_csv(path, columns, result.summary)
+
+
+def write_runs_csv(result: EvaluationResult, path: str | Path) -> Path:
+    """Every measurement, one row per seed, variant and shard, flattened."""
+    return _write_csv(path, list(RUN_COLUMNS), [flat_run(run) for run in result.runs])
+
+
+def flat_run(run: dict[str, Any]) -> dict[str, Any]:
+    train, test = run["train"] or {}, run["test"]
+    cumulative = run["alignment"]["cumulative"]
+    per_judgment = run["judging"]["per_judgment"]
+    return {
+        "seed": run["seed"],
+        "variant": run["variant"],
+        "examples_seen": run["examples_seen"],
+        "feedback_given": run["feedback_given"],
+        "guidelines": run["guidelines"],
+        "train_quality": train.get("quality"),
+        "train_no_verdict": train.get("no_verdict"),
+        "test_quality": test["quality"],
+        "test_no_verdict": test["no_verdict"],
+        "test_pearson": test.get("pearson"),
+        "test_mae": test.get("mae"),
+        "alignment_calls": cumulative["calls"],
+        "alignment_tokens": cumulative["total_tokens"],
+        "alignment_seconds": run["alignment"]["wall_seconds"],
+        "judgments": run["judging"]["judgments"],
+        "calls_per_judgment": per_judgment["calls"],
+        "tokens_per_judgment": per_judgment["total_tokens"],
+        "seconds_per_judgment": per_judgment["seconds"],
+        "cost_per_judgment": (run["cost"] or {}).get("per_judgment"),
+        "alignment_cost_cumulative": (run["cost"] or {}).get("alignment_cumulative"),
+    }
+
+
+def _write_csv(path: str | Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> Path:
+    path = Path(path)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: "" if row.get(key) is None else row.get(key) for key in columns})
+    return path
+
+
+def _aligned(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[index]) for row in rows) for index in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def _mean_spread(mean: float | None, spread: float | None) -> str:
+    if mean is None:
+        return "-"
+    return f"{mean:.3f}" if spread is None else f"{mean:.3f} ± {spread:.3f}"
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _test_size(result: EvaluationResult) -> int:
+    runs = result.runs
+    return runs[0]["test"]["n"] if runs else 0
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities are not JSON: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
