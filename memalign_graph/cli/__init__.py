@@ -1,0 +1,95 @@
+"""The `memalign` command: align from a file, judge a file, inspect memory, run the evaluation protocol.
+
+Every command prints a user's mistake (a bad flag, file, row or setting) as one line and exits with
+status 2; an unexpected failure is one line too, with status 1 (MEMALIGN_DEBUG=1 shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+
+from memalign_graph.cli import align, evaluate, judge, memory
+from memalign_graph.cli.common import (
+    CliError,
+    data_options,
+    first_line,
+    memory_options,
+    model_options,
+    progress_options,
+)
+from memalign_graph.errors import MemAlignError
+
+DESCRIPTION = """MemAlign: align an LLM judge to your experts' feedback, from the terminal.
+
+examples:
+  memalign align feedback.jsonl --spec judge.yaml --model openai:gpt-4.1-mini
+  memalign judge new_rows.jsonl --judge support_tone -o verdicts.jsonl
+  memalign memory show --judge support_tone
+  memalign eval labelled.jsonl --spec judge.yaml --out eval-results
+
+A judge spec (YAML or JSON) names the judge and its verdict type; it is saved under the memory
+home, so later commands need only --judge NAME. Run `memalign COMMAND --help` for each command."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="memalign", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    shared = [memory_options(), model_options()]
+    align.add_command(commands, [*shared, data_options(), progress_options()])
+    judge.add_command(commands, [*shared, data_options(), progress_options()])
+    memory.add_command(commands, shared)
+    evaluate.add_command(commands, [*shared, data_options(), progress_options()])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit status (the console script exits with it)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_request:  # --help, --version, or argparse's own one-line usage error
+        return exit_request.code if isinstance(exit_request.code, int) else 0 if exit_request.code is None else 2
+    try:
+        return args.run(args)
+    except (CliError, MemAlignError, ValueError, OSError) as error:
+        _debug()
+        print(f"memalign: error: {_message(error)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("memalign: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - a failure is one line; the traceback is opt-in
+        _debug()
+        print(
+            f"memalign: error: {type(error).__name__}: {first_line(error)} (MEMALIGN_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _message(error: BaseException) -> str:
+    if isinstance(error, FileNotFoundError) and error.filename:
+        return f"{error.filename}: no such file or folder"
+    if isinstance(error, OSError) and error.filename:
+        return f"{error.filename}: {error.strerror or first_line(error)}"
+    return first_line(error)
+
+
+def _debug() -> None:
+    if os.environ.get("MEMALIGN_DEBUG"):
+        traceback.print_exc()
+
+
+def _version() -> str:
+    try:
+        return version("memalign-graph")
+    except PackageNotFoundError:
+        return "unknown"

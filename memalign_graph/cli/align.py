@@ -1,0 +1,83 @@
+"""`memalign align FILE`: learn from a file of expert feedback, with progress; a re-run changes nothing."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from memalign_graph.accounting import UsageTracker, track_usage
+from memalign_graph.bulk import align_in_chunks
+from memalign_graph.cli.common import (
+    CliError,
+    open_judge,
+    progress_bar,
+    read_dataset,
+    resolve_embedding_model,
+    resolve_model,
+    resolve_spec,
+    save_spec,
+)
+from memalign_graph.cli.usage import price_options, prices_from, usage_line
+from memalign_graph.config import memory_home
+
+EXAMPLE = """example:
+  memalign align examples/data/halueval_sample.jsonl --spec examples/judges/halueval.yaml
+  memalign align feedback.csv --judge support_tone --inputs question --outputs answer \\
+      --value verdict --rationale why --model openai:gpt-4.1-mini
+
+Rows already in memory with the same content are skipped, so running it again on the same file
+changes nothing. Each chunk of feedback becomes one version in `memalign memory history`."""
+
+
+def add_command(subcommands: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    parser = subcommands.add_parser(
+        "align",
+        parents=[*parents, price_options()],
+        help="align a judge on a file of expert feedback",
+        description="Align a judge on expert feedback read from JSONL, CSV or JSON (value and/or rationale per row).",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("file", help="feedback file (.jsonl, .csv, .json; see --format)")
+    parser.add_argument("--chunk-size", type=int, default=16, help="feedback items per alignment run (default: 16)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.chunk_size < 1:
+        raise CliError(f"--chunk-size: {args.chunk_size} must be at least 1")
+    spec = resolve_spec(args, save=False)
+    dataset = read_dataset(args, spec, require="feedback")
+    feedback = [item for item in (example.feedback() for example in dataset.examples) if item is not None]
+    model = resolve_model(args)
+    embeddings = resolve_embedding_model(args)
+    save_spec(memory_home(args.home), spec)
+    tracker = UsageTracker()
+    started = time.perf_counter()
+    with open_judge(args, spec, model, embeddings) as judge, track_usage(tracker):
+        with progress_bar(args, len(feedback), f"aligning {spec.name}") as bar:
+            report = align_in_chunks(judge, feedback, chunk_size=args.chunk_size, on_done=bar.update)
+        guidelines = len(judge.guidelines())
+    print(
+        f"aligned judge {spec.name!r} (namespace {args.namespace}) on {args.file}: {len(feedback)} feedback read"
+        + (f", {len(dataset.skipped)} rows skipped" if dataset.skipped else "")
+    )
+    print(
+        f"  added {len(report['added'])}, updated {len(report['updated'])}, "
+        f"unchanged {len(report['unchanged'])} (already in memory), pending {len(report['pending'])}"
+    )
+    print(
+        f"  guidelines: {guidelines} now (+{len(report['guidelines_added'])} added, "
+        f"{len(report['guidelines_merged'])} merged, {len(report['guidelines_removed'])} removed)"
+    )
+    print(f"  {usage_line(tracker.total(), prices_from(args))}, {time.perf_counter() - started:.1f} s")
+    if report["pending"]:
+        first = report["failed_batches"][0]["error"] if report["failed_batches"] else "distillation failed"
+        print(
+            f"memalign: {len(report['pending'])} feedback items are stored but not distilled yet ({first}); "
+            "run the same command again to retry them",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

@@ -1,0 +1,229 @@
+"""`memalign memory show|history|rollback|forget`: read, version and delete what a judge has learned."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.embeddings import Embeddings
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatResult
+
+from memalign_graph.bulk import memory_ledger
+from memalign_graph.cli.common import NO_MODEL, CliError, open_judge, resolve_model, resolve_spec
+from memalign_graph.config import resolve_embeddings
+from memalign_graph.episodic import QdrantEpisodicStore, collection_name
+from memalign_graph.errors import ConfigurationError
+from memalign_graph.judge import MemAlignJudge
+
+EXAMPLE = """examples:
+  memalign memory show --judge support_tone --episodes 10
+  memalign memory history --judge support_tone
+  memalign memory rollback 1f0c2a4e-... --judge support_tone
+  memalign memory forget fb-3a1c... --judge support_tone          # feedback ids, see `show --episodes`
+  memalign memory forget gl-9e2d... --judge support_tone --guidelines"""
+
+
+def add_command(subcommands: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    parser = subcommands.add_parser(
+        "memory",
+        help="inspect, version and delete a judge's memory",
+        description="Inspect a judge's guidelines (with the feedback each came from) and episodes, list versions, "
+        "roll back, and delete feedback or guidelines. No model call is made, except to re-distill "
+        "feedback that is still pending.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    show = _action(actions, "show", parents, "guidelines with provenance, and episodes")
+    show.add_argument("--episodes", type=int, default=0, metavar="N", help="also list up to N episodes")
+    show.add_argument("--json", action="store_true", help="print JSON instead of text")
+    history = _action(actions, "history", parents, "versions of memory, newest first")
+    history.add_argument("--json", action="store_true", help="print JSON instead of text")
+    rollback = _action(actions, "rollback", parents, "make an earlier version current (history keeps both)")
+    rollback.add_argument("checkpoint_id", help="a checkpoint id from `memalign memory history`")
+    forget = _action(actions, "forget", parents, "delete feedback (its episode and its share of guidelines)")
+    forget.add_argument("ids", nargs="+", metavar="ID", help="feedback ids (or guideline ids with --guidelines)")
+    forget.add_argument("--guidelines", action="store_true", help="the ids are guideline ids")
+    forget.add_argument("--purge", action="store_true", help="also erase the feedback from checkpoint history")
+
+
+def _action(
+    actions: argparse._SubParsersAction, name: str, parents: list[argparse.ArgumentParser], summary: str
+) -> argparse.ArgumentParser:
+    parser = actions.add_parser(
+        name,
+        parents=parents,
+        help=summary,
+        description=summary[0].upper() + summary[1:] + ".",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(run=RUNS[name])
+    return parser
+
+
+def _open(args: argparse.Namespace) -> Any:
+    """The judge over its memory; a model only if configured (inspection needs none), embeddings on first use."""
+    spec = resolve_spec(args, save=False)
+    configured = args.model or os.environ.get("MEMALIGN_MODEL", "").strip()
+    model = resolve_model(args) if configured else UnconfiguredModel()
+    return open_judge(args, spec, model, LazyEmbeddings(args.embeddings))
+
+
+def show(args: argparse.Namespace) -> int:
+    with _open(args) as judge:
+        guidelines = judge.guidelines()
+        ledger = memory_ledger(judge)
+        episodes = list_episodes(judge, args.episodes) if args.episodes > 0 else []
+    pending = sorted(key for key, record in ledger.items() if not record["distilled"])
+    if args.json:
+        print(
+            json.dumps(
+                {"guidelines": guidelines, "feedback": len(ledger), "pending": pending, "episodes": episodes},
+                indent=2,
+                ensure_ascii=False,
+                default=str,
+            )
+        )
+        return 0
+    print(
+        f"judge {judge.spec.name!r}, namespace {judge.namespace}: {len(guidelines)} guidelines from "
+        f"{len(ledger)} feedback items" + (f", {len(pending)} pending distillation" if pending else "")
+    )
+    for guideline in guidelines:
+        sources = guideline["feedback_ids"]
+        shown = ", ".join(sources[:5]) + (f", ... ({len(sources)} in all)" if len(sources) > 5 else "")
+        print(f"- [{guideline['id']}] {guideline['text']}\n    from: {shown}")
+    if episodes:
+        print(f"episodes (first {len(episodes)}):")
+        for episode in episodes:
+            wrong = " (the judge was wrong)" if episode.get("judge_was_wrong") else ""
+            rationale = f" - {_short(episode['rationale'])}" if episode.get("rationale") else ""
+            print(
+                f"- {episode['feedback_id']}: expert says {episode.get('value')!r}{wrong}{rationale}\n"
+                f"    inputs: {_short(episode.get('inputs'))}"
+            )
+    return 0
+
+
+def history(args: argparse.Namespace) -> int:
+    with _open(args) as judge:
+        versions = judge.history()
+    if args.json:
+        print(json.dumps(versions, indent=2, default=str))
+        return 0
+    if not versions:
+        print(f"judge {judge.spec.name!r} has no memory yet in namespace {judge.namespace}")
+        return 0
+    print(f"{len(versions)} versions of the memory of {judge.spec.name!r}, newest first:")
+    for version in versions:
+        print(
+            f"  {version['checkpoint_id']}  {version['created_at']}  "
+            f"{version['guidelines']} guidelines, {version['feedback']} feedback"
+        )
+    return 0
+
+
+def rollback(args: argparse.Namespace) -> int:
+    with _open(args) as judge:
+        known = {version["checkpoint_id"] for version in judge.history()}
+        if args.checkpoint_id not in known:
+            raise CliError(
+                f"checkpoint_id: {args.checkpoint_id!r} is not a version of {judge.spec.name!r}'s memory; "
+                "see `memalign memory history`"
+            )
+        judge.rollback(args.checkpoint_id)
+        print(
+            f"rolled {judge.spec.name!r} back to {args.checkpoint_id}: {len(judge.guidelines())} guidelines, "
+            f"{len(memory_ledger(judge))} feedback"
+        )
+    return 0
+
+
+def forget(args: argparse.Namespace) -> int:
+    with _open(args) as judge:
+        if args.guidelines:
+            known = {guideline["id"] for guideline in judge.guidelines()}
+            _refuse_unknown(args.ids, known, "guideline", "memalign memory show")
+            report = judge.forget_guidelines(args.ids)
+            print(f"removed {len(report['guidelines_removed'])} guidelines from {judge.spec.name!r}")
+            return 0
+        _refuse_unknown(args.ids, set(memory_ledger(judge)), "feedback", "memalign memory show --episodes N")
+        report = judge.forget(args.ids, purge=args.purge)
+        print(
+            f"forgot {len(report['forgotten'])} feedback items of {judge.spec.name!r}; "
+            f"{len(report['guidelines_removed'])} guidelines left with no source were removed"
+            + ("; history purged" if args.purge else "")
+        )
+    return 0
+
+
+RUNS = {"show": show, "history": history, "rollback": rollback, "forget": forget}
+
+
+def list_episodes(judge: MemAlignJudge, limit: int) -> list[dict[str, Any]]:
+    """Up to `limit` episodes as stored (Qdrant payload metadata), oldest point ids first."""
+    store = judge.episodic_store
+    if not isinstance(store, QdrantEpisodicStore):
+        return []
+    name = collection_name(judge.spec.name, judge.namespace)
+    if not store.client.collection_exists(name):
+        return []
+    points, _ = store.client.scroll(collection_name=name, limit=limit, with_payload=True, with_vectors=False)
+    return [(point.payload or {}).get("metadata", {}) for point in points]
+
+
+def _refuse_unknown(ids: list[str], known: set[str], kind: str, where: str) -> None:
+    unknown = [item for item in ids if item not in known]
+    if unknown:
+        raise CliError(f"ids: {unknown} are not {kind} ids of this judge's memory; list them with `{where}`")
+
+
+def _short(value: Any, limit: int = 100) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class UnconfiguredModel(BaseChatModel):
+    """Stands in when no model is configured: inspection never calls it; a call says what to set."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "memalign-unconfigured"
+
+    def with_structured_output(self, schema: Any, **kwargs: Any) -> Any:
+        raise ConfigurationError(NO_MODEL)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        raise ConfigurationError(NO_MODEL)
+
+
+class LazyEmbeddings(Embeddings):
+    """Resolves the embedding model on first use: showing memory needs none, rolling back does."""
+
+    def __init__(self, name: str | None) -> None:
+        self._name = name
+        self._resolved: Embeddings | None = None
+
+    def _model(self) -> Embeddings:
+        if self._resolved is None:
+            self._resolved = resolve_embeddings(self._name)
+        return self._resolved
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self._model().embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._model().embed_query(text)

@@ -1,0 +1,223 @@
+"""The `memalign` command end to end: a fake model selected explicitly, real Qdrant-on-disk and SQLite memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from memalign_graph.cli import main
+from openai_server import openai_compatible_server
+
+ROOT = Path(__file__).resolve().parent.parent
+HALUEVAL = ROOT / "examples" / "data" / "halueval_sample.jsonl"
+PROMETHEUS = ROOT / "examples" / "data" / "prometheus_sample.jsonl"
+HALUEVAL_SPEC = ROOT / "examples" / "judges" / "halueval.yaml"
+PROMETHEUS_SPEC = ROOT / "examples" / "judges" / "prometheus.yaml"
+JUDGE = "halueval_hallucination"
+FAKE = ["--model", "fake", "--embeddings", "fake"]
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("MEMALIGN_MODEL", "MEMALIGN_BASE_URL", "MEMALIGN_EMBEDDINGS", "MEMALIGN_HOME", "MEMALIGN_QDRANT_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """Run `memalign ARGS --home tmp/home`; returns (exit status, stdout, stderr)."""
+
+    def run(*argv: str | Path) -> tuple[int, str, str]:
+        code = main([str(arg) for arg in argv] + ["--home", str(tmp_path / "home")])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+def test_align_is_idempotent_and_memory_can_be_inspected_rolled_back_and_forgotten(cli) -> None:
+    code, out, err = cli("align", HALUEVAL, "--spec", HALUEVAL_SPEC, *FAKE, "--chunk-size", "16")
+    assert code == 0, err
+    assert "40 feedback read" in out and "added 40" in out
+    assert "FAKE MODEL: plumbing demo, not a real judge" in err
+
+    code, out, _ = cli("memory", "history", "--judge", JUDGE, "--json")
+    versions = json.loads(out)
+    assert code == 0 and [v["feedback"] for v in versions] == [40, 32, 16]  # newest first, one per chunk
+
+    code, out, _ = cli("align", HALUEVAL, "--judge", JUDGE, *FAKE)  # the spec was saved with the judge
+    assert code == 0 and "added 0" in out and "unchanged 40 (already in memory)" in out
+    assert len(json.loads(cli("memory", "history", "--judge", JUDGE, "--json")[1])) == 3  # no new version
+
+    code, out, _ = cli("memory", "show", "--judge", JUDGE, "--episodes", "2")
+    assert code == 0 and f"judge '{JUDGE}'" in out and "from: halueval-general-" in out
+    assert out.count("expert says") == 2
+    shown = json.loads(cli("memory", "show", "--judge", JUDGE, "--json")[1])
+    assert shown["feedback"] == 40 and all(g["feedback_ids"] for g in shown["guidelines"])
+
+    oldest = versions[-1]["checkpoint_id"]
+    code, out, _ = cli("memory", "rollback", oldest, "--judge", JUDGE, "--embeddings", "fake")
+    assert code == 0 and "16 feedback" in out
+    rolled_back = json.loads(cli("memory", "show", "--judge", JUDGE, "--episodes", "100", "--json")[1])
+    assert rolled_back["feedback"] == 16 and len(rolled_back["episodes"]) == 16  # episodes follow the ledger
+
+    forget_id = json.loads(cli("memory", "show", "--judge", JUDGE, "--json")[1])["guidelines"][0]["feedback_ids"][0]
+    code, out, _ = cli("memory", "forget", forget_id, "--judge", JUDGE)
+    assert code == 0 and "forgot 1 feedback" in out
+    after = json.loads(cli("memory", "show", "--judge", JUDGE, "--episodes", "100", "--json")[1])
+    assert after["feedback"] == 15 and forget_id not in {episode["feedback_id"] for episode in after["episodes"]}
+
+    code, _, err = cli("memory", "forget", "no-such-id", "--judge", JUDGE)
+    assert code == 2 and "['no-such-id'] are not feedback ids" in err and len(err.strip().splitlines()) == 1
+    code, _, err = cli("memory", "rollback", "not-a-version", "--judge", JUDGE)
+    assert code == 2 and "not a version" in err
+
+
+def test_judge_writes_labelled_jsonl_with_usage_and_agreement(cli, tmp_path: Path) -> None:
+    assert cli("align", HALUEVAL, "--spec", HALUEVAL_SPEC, *FAKE)[0] == 0
+    output = tmp_path / "out" / "verdicts.jsonl"
+    code, _, err = cli("judge", HALUEVAL, "--judge", JUDGE, *FAKE, "-o", output, "--concurrency", "3")
+    assert code == 0, err
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert len(rows) == 40 and [row["where"] for row in rows[:2]] == [
+        "halueval_sample.jsonl:1",
+        "halueval_sample.jsonl:2",
+    ]
+    assert all(row["verdict"]["comment"].startswith("FAKE MODEL") for row in rows)
+    assert all("FAKE MODEL: plumbing demo" in row["model"] for row in rows)
+    assert all(row["usage"]["seconds"] > 0 and row["error"] is None for row in rows)
+    assert rows[0]["expected"] == "yes" and rows[0]["verdict"]["key"] == JUDGE
+    assert "judged 40 rows" in err and "agreement with the file's 40 expert values: exact_match" in err
+
+
+def test_judge_counts_the_tokens_a_real_client_reports(cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The real langchain-openai client on loopback: each judgment's usage is what the server reported."""
+    output = tmp_path / "verdicts.jsonl"
+    rows_in = tmp_path / "five.jsonl"
+    rows_in.write_text("\n".join(HALUEVAL.read_text().splitlines()[:5]) + "\n")
+    with openai_compatible_server() as (base_url, requests):
+        monkeypatch.setenv("MEMALIGN_BASE_URL", base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "unused")
+        code, _, err = cli(
+            "judge", rows_in, "--spec", HALUEVAL_SPEC, "--model", "openai:local-model", "--embeddings", "fake",
+            "-o", output, "--price-input", "1000", "--price-output", "2000",
+        )  # fmt: skip
+    assert code == 0, err
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert len(requests) == len(rows) == 5 and rows[0]["model"] == "local-model"
+    assert all(
+        (row["usage"]["calls"], row["usage"]["input_tokens"], row["usage"]["output_tokens"]) == (1, 10, 5)
+        for row in rows
+    )
+    # The server reports 10 prompt and 5 completion tokens a call: 5 * (10 * 1000 + 5 * 2000) / 1e6 = 0.1
+    assert "5 LLM calls, 75 tokens (50 in / 25 out)" in err and "cost 0.1000" in err
+
+
+def test_judge_reads_csv_through_a_column_mapping_to_stdout(cli, tmp_path: Path) -> None:
+    spec = tmp_path / "tone.json"
+    spec.write_text(json.dumps({"name": "tone", "instructions": "Is the reply kind?", "output": {"kind": "boolean"}}))
+    data = tmp_path / "replies.csv"
+    data.write_text("question,answer\nI was charged twice!,Two charges are recorded.\nWhere is it?,On its way.\n")
+    code, out, err = cli("judge", data, "--spec", spec, "--inputs", "question", "--outputs", "answer", *FAKE)
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [row["where"] for row in rows] == ["replies.csv:2", "replies.csv:3"]
+    assert all(isinstance(row["verdict"]["score"], bool) for row in rows)
+
+
+def test_eval_writes_the_table_json_csv_and_plots(cli, tmp_path: Path) -> None:
+    out_dir = tmp_path / "eval"
+    code, out, err = cli(
+        "eval", PROMETHEUS, "--spec", PROMETHEUS_SPEC, *FAKE, "--out", out_dir,
+        "--train-size", "6", "--shards", "0,2,6", "--seeds", "0,1", "--memory", "both,episodic",
+        "--price-input", "0.4", "--price-output", "1.6",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "concordance correlation (CCC)" in out and "both-both" in out and "episodic-both" in out
+    assert "model: fake (FAKE MODEL: plumbing demo, not a real judge)" in out
+    result = json.loads((out_dir / "results.json").read_text())
+    assert result["model"].startswith("fake (FAKE MODEL") and len(result["runs"]) == 2 * 2 * 3
+    assert (out_dir / "results.csv").read_text().startswith("variant,memory,feedback,examples_seen")
+    assert len((out_dir / "runs.csv").read_text().splitlines()) == 1 + 12
+    for name in ("learning_curve.png", "tokens_per_judgment.png"):
+        assert (out_dir / name).read_bytes().startswith(b"\x89PNG") and (out_dir / name).stat().st_size > 5_000
+    assert not (tmp_path / "home" / "episodes").exists()  # the protocol never touches the judge's home
+
+
+def test_a_malformed_file_is_one_line_naming_the_line(cli, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    lines = HALUEVAL.read_text().splitlines()
+    bad.write_text("\n".join([lines[0], lines[1][:40], lines[2]]) + "\n")
+    code, out, err = cli("align", bad, "--spec", HALUEVAL_SPEC, *FAKE)
+    assert code == 2 and out == ""
+    assert err.strip().splitlines()[-1].startswith("memalign: error: bad.jsonl:2: not valid JSON")
+    assert "--skip-invalid" in err and "Traceback" not in err
+    code, out, err = cli("align", bad, "--spec", HALUEVAL_SPEC, *FAKE, "--skip-invalid")
+    assert code == 0 and "2 feedback read, 1 rows skipped" in out and "skipped bad.jsonl:2" in err
+
+
+def test_a_value_that_does_not_fit_the_judge_names_its_line(cli, tmp_path: Path) -> None:
+    rows = [json.loads(line) for line in HALUEVAL.read_text().splitlines()[:3]]
+    rows[2]["label"] = "maybe"
+    data = tmp_path / "labels.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    code, _, err = cli("align", data, "--spec", HALUEVAL_SPEC, *FAKE)
+    assert code == 2 and "labels.jsonl:3: value: 'maybe' is not one of the judge's labels" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["align", HALUEVAL, "--spec", HALUEVAL_SPEC], "no judge model is configured: pass --model"),
+        (["judge", HALUEVAL, "--judge", "nobody", *FAKE], "no judge 'nobody'"),
+        (["align", HALUEVAL, *FAKE], "name the judge with --judge NAME"),
+        (["align", "missing.jsonl", "--spec", HALUEVAL_SPEC, *FAKE], "missing.jsonl: no such file"),
+        (["eval", HALUEVAL, "--spec", HALUEVAL_SPEC, *FAKE, "--train-size", "40"], "train_size: 40 leaves no test"),
+        (["eval", HALUEVAL, "--spec", HALUEVAL_SPEC, *FAKE, "--memory", "both,all"], "--memory: ['all'] not among"),
+        (["align", HALUEVAL, "--spec", HALUEVAL_SPEC, *FAKE, "--price-input", "1"], "go together"),
+    ],
+)
+def test_user_mistakes_are_one_clear_line_and_a_nonzero_exit(cli, argv: list[str], message: str) -> None:
+    code, _, err = cli(*argv)
+    assert code == 2
+    errors = [line for line in err.splitlines() if line.startswith("memalign: error:")]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in err
+
+
+def test_a_bad_spec_file_names_the_file_and_the_field(cli, tmp_path: Path) -> None:
+    spec = tmp_path / "judge.yaml"
+    spec.write_text("name: tone\ninstructions: Is it kind?\noutput: {kind: categorical}\n")
+    code, _, err = cli("align", HALUEVAL, "--spec", spec, *FAKE)
+    assert code == 2 and f"--spec: {spec}: output.categorical.labels: Field required" in err
+    spec.write_text("name: tone\ninstructions: Is it kind?\noutput: {kind: categorical, labels: [yes, no]}\n")
+    code, _, err = cli("align", HALUEVAL, "--spec", spec, *FAKE)
+    assert code == 2 and "quote labels" in err
+    spec.write_text("name: tone\n  instructions: [unclosed\n")
+    code, _, err = cli("align", HALUEVAL, "--spec", spec, *FAKE)
+    assert code == 2 and "not valid YAML: line 2" in err
+
+
+@pytest.mark.parametrize("command", [[], ["align"], ["judge"], ["eval"], ["memory"], ["memory", "show"]])
+def test_every_command_has_help_with_an_example(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*command, "--help"]) == 0
+    assert "example" in capsys.readouterr().out
+
+
+def test_the_installed_command_runs_in_its_own_process(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "memalign"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "memalign_graph"]
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("MEMALIGN_")}
+    finished = subprocess.run(
+        [*command, "align", str(HALUEVAL), "--spec", str(HALUEVAL_SPEC), *FAKE, "--home", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert "added 40" in finished.stdout and "FAKE MODEL" in finished.stderr
