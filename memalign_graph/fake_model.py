@@ -41,12 +41,13 @@ class FakeChatModel(BaseChatModel):
         return "memalign-fake"
 
     def with_structured_output(self, schema: Any, *, include_raw: bool = False, **kwargs: Any) -> Runnable:
-        def answer(messages: Any) -> Any:
-            raw = self._answer(schema["title"], _messages(messages), schema)
-            parsed = json.loads(raw)
-            return {"raw": AIMessage(raw), "parsed": parsed, "parsing_error": None} if include_raw else parsed
+        """A real model call (callbacks and usage accounting see it), answered from the schema's title."""
 
-        return RunnableLambda(answer)
+        def parse(message: AIMessage) -> Any:
+            parsed = json.loads(str(message.content))
+            return {"raw": message, "parsed": parsed, "parsing_error": None} if include_raw else parsed
+
+        return self.bind(fake_schema=schema) | RunnableLambda(parse)
 
     def _generate(
         self,
@@ -56,9 +57,15 @@ class FakeChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         text = "\n".join(str(message.content) for message in messages)
-        kind = next((k for k in _KINDS if f'"title": "{k}"' in text), None)
-        content = self._answer(kind, messages, None) if kind else f"{FAKE_LABEL}: {messages[-1].content}"[:500]
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content))])
+        schema = kwargs.get("fake_schema")
+        kind = schema["title"] if schema else next((k for k in _KINDS if f'"title": "{k}"' in text), None)
+        content = self._answer(kind, messages, schema) if kind else f"{FAKE_LABEL}: {messages[-1].content}"[:500]
+        usage = {  # 4 characters a token, like the library's own budgets
+            "input_tokens": len(text) // 4 + 1,
+            "output_tokens": len(content) // 4 + 1,
+            "total_tokens": len(text) // 4 + len(content) // 4 + 2,
+        }
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content, usage_metadata=usage))])
 
     def _answer(self, kind: str, messages: list[BaseMessage], schema: dict[str, Any] | None) -> str:
         system = str(messages[0].content) if messages else ""
@@ -70,10 +77,6 @@ class FakeChatModel(BaseChatModel):
         if kind == "guideline_comparison":
             return json.dumps(_compare(user))
         return json.dumps({"guidelines": []})
-
-
-def _messages(value: Any) -> list[BaseMessage]:
-    return list(value.to_messages()) if hasattr(value, "to_messages") else list(value)
 
 
 def _verdict(system: str, user: str, schema: dict[str, Any] | None) -> dict[str, Any]:

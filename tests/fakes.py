@@ -213,21 +213,13 @@ from memalign_graph.fake_model import FakeChatModel  # noqa: E402
 
 
 class MeteredChatModel(FakeChatModel):
-    """The package's fake model, called the way a provider's model is: every structured answer is one
-    model call that reports `usage_metadata` (4 characters a token), so accounting sees calls and tokens.
+    """The package's fake model (every structured answer is one model call reporting `usage_metadata`).
 
     `refuse` makes every verdict on an example whose judged text contains it an invalid value, so that
     example ends with no verdict (the parse retries run out).
     """
 
     refuse: str | None = None
-
-    def with_structured_output(self, schema: Any, *, include_raw: bool = False, **kwargs: Any) -> Any:
-        def parse(message: AIMessage) -> Any:
-            parsed = json.loads(str(message.content))
-            return {"raw": message, "parsed": parsed, "parsing_error": None} if include_raw else parsed
-
-        return self.bind(fake_schema=schema) | RunnableLambda(parse)
 
     def _generate(
         self,
