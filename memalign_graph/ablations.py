@@ -1,26 +1,21 @@
 """The protocol's ablations: which memory a judge uses, and what the experts' feedback keeps.
 
 - memory `semantic`: judge with guidelines only (retrieval k = 0; episodes are still stored).
-- memory `episodic`: judge with past examples only. Alignment runs with a stand-in model that distills
-  no guidelines, so semantic memory stays empty and no LLM call is spent (or counted) on distillation.
+- memory `episodic`: judge with past examples only. Alignment runs with distillation switched off
+  (`AlignmentContext(distill=False)`), so semantic memory stays empty and no LLM call is spent on it.
 - feedback `label`: the expert's value without the rationale; `rationale`: the rationale without the value
   (a row with no rationale then gives no feedback at all).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
-from langchain_core.runnables import Runnable, RunnableLambda
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from memalign_graph.datasets import LabeledExample
@@ -28,7 +23,7 @@ from memalign_graph.episodic import EpisodicStore
 from memalign_graph.feedback import Feedback
 from memalign_graph.judge import MemAlignJudge
 from memalign_graph.spec import JudgeSpec
-from memalign_graph.state import JudgeContext
+from memalign_graph.state import AlignmentContext, JudgeContext
 
 MemoryVariant = Literal["both", "semantic", "episodic"]
 FeedbackVariant = Literal["both", "label", "rationale"]
@@ -95,50 +90,12 @@ def open_variant_judges(
         "max_concurrency": max_concurrency,
     }
     judge = MemAlignJudge(spec, model, judge_context=context, **shared)
-    aligner = MemAlignJudge(spec, NoDistillationModel(), **shared) if variant.memory == "episodic" else judge
+    episodes_only = AlignmentContext(distill=False)
+    aligner = (
+        MemAlignJudge(spec, model, alignment_context=episodes_only, **shared) if variant.memory == "episodic" else judge
+    )
     try:
         yield VariantJudges(aligner=aligner, judge=judge)
     finally:
         judge.close()
         aligner.close()
-
-
-class NoDistillationModel(BaseChatModel):
-    """Stands in for the model during episodic-only alignment: it distills no guidelines and calls nothing.
-
-    Alignment then stores every episode and leaves semantic memory empty. It refuses to judge.
-    """
-
-    @property
-    def _llm_type(self) -> str:
-        return "memalign-no-distillation"
-
-    def with_structured_output(self, schema: Any, *, include_raw: bool = False, **kwargs: Any) -> Runnable:
-        answer = _no_guidelines(schema.get("title") if isinstance(schema, dict) else None)
-
-        def respond(_messages: Any) -> Any:
-            parsed = json.loads(answer)
-            return {"raw": AIMessage(answer), "parsed": parsed, "parsing_error": None} if include_raw else parsed
-
-        return RunnableLambda(respond)
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        text = "\n".join(str(message.content) for message in messages)
-        title = "guideline_comparison" if '"title": "guideline_comparison"' in text else None
-        if '"title": "verdict"' in text:
-            title = "verdict"
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(_no_guidelines(title)))])
-
-
-def _no_guidelines(title: str | None) -> str:
-    if title == "verdict":
-        raise RuntimeError("NoDistillationModel only stands in for distillation; judge with a real model.")
-    if title == "guideline_comparison":
-        return json.dumps({"relation": "different", "merged": ""})
-    return json.dumps({"guidelines": []})

@@ -133,7 +133,7 @@ def build_alignment_graph(
         """One distillation call per batch of feedback; LangGraph runs them in parallel."""
         context = runtime.context or AlignmentContext()
         to_distill = state["plan"]["distill"]
-        if not to_distill:
+        if not to_distill or not context.distill:
             return "dedupe"
         current = [
             {key: value for key, value in guideline.items() if key != "embedding"}
@@ -189,7 +189,7 @@ def build_alignment_graph(
         )
         records = {key: value for key, value in (state.get("records") or {}).items() if key not in plan["delete"]}
         for record in plan["distill"]:
-            records[record["id"]] = {**record, "distilled": record["id"] not in failed}
+            records[record["id"]] = {**record, "distilled": context.distill and record["id"] not in failed}
         old = state.get("guidelines") or {}
         new = plan["guidelines"]
         report = AlignmentReport(
@@ -197,7 +197,7 @@ def build_alignment_graph(
             updated=sorted(r["id"] for r in plan["upsert"] if r["id"] in plan["delete"]),
             unchanged=plan["unchanged"],
             forgotten=sorted(set(plan["delete"]) - {r["id"] for r in plan["upsert"]}),
-            distilled=sorted(r["id"] for r in plan["distill"] if r["id"] not in failed),
+            distilled=sorted(r["id"] for r in plan["distill"] if context.distill and r["id"] not in failed),
             pending=sorted(failed),
             failed_batches=list(state.get("failures") or []),
             guidelines_added=sorted(set(new) - set(old)),

@@ -221,3 +221,4 @@ class AlignmentContext:
     merge_similarity: float = 0.92
     close_call_similarity: float = 0.8
     keep_episodes: Literal["all", "mistakes"] = "all"
+    distill: bool = True  # False: episodes only (an ablation); feedback stays pending for a later distillation

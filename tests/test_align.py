@@ -296,3 +296,13 @@ def test_alignments_of_one_judge_are_serialized(make_judge, tone_spec) -> None:
     assert {i for g in judge.guidelines() for i in g["feedback_ids"]} == expected
     assert judge.episodic_store.feedback_ids("support_tone", "default") == expected
     assert len(judge.history()) == 3
+
+
+def test_distillation_can_be_switched_off_and_the_feedback_waits_for_it(make_judge, tone_spec, model) -> None:
+    judge = make_judge(tone_spec, alignment_context=AlignmentContext(distill=False))
+    report = judge.align([fb(1, "Mind x1a x1b.")])
+    assert report["added"] == ["fb-1"] and report["distilled"] == [] and judge.guidelines() == []
+    assert model.calls_of("distilled_guidelines") == []
+    assert judge.episodic_store.feedback_ids("support_tone", "default") == {"fb-1"}
+    later = make_judge(tone_spec)  # the same memory, distillation on
+    assert later.align([])["distilled"] == ["fb-1"] and len(later.guidelines()) == 1

@@ -11,7 +11,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from fakes import MeteredChatModel
 from memalign_graph import Categorical, JudgeSpec, QdrantEpisodicStore, Score
-from memalign_graph.ablations import NoDistillationModel, Variant, open_variant_judges, variant_feedback
+from memalign_graph.ablations import Variant, open_variant_judges, variant_feedback
 from memalign_graph.accounting import Prices
 from memalign_graph.datasets import load_examples
 from memalign_graph.evaluation import EvaluationError, ProtocolSettings, run_protocol, split_train_test
@@ -186,7 +186,7 @@ def test_variants_set_up_the_memories_they_name(halueval) -> None:
     with open_variant_judges(
         HALUEVAL, MeteredChatModel(), FakeEmbeddings(), Variant(memory="episodic"), namespace="ep", **shared
     ) as judges:
-        assert isinstance(judges.aligner.model, NoDistillationModel) and judges.judge is not judges.aligner
+        assert judges.aligner.alignment_context.distill is False and judges.judge is not judges.aligner
         judges.aligner.align(feedback)
         assert judges.judge.guidelines() == [] and store.count("halu", "ep") == 4
         verdict = judges.judge.judge(**halueval[0].example())
