@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from qdrant_client import QdrantClient, models
 
@@ -77,8 +77,18 @@ _local_clients: dict[Path, _SharedClient] = {}
 _local_clients_lock = threading.Lock()
 
 
+Layout = Literal["collection_per_judge", "shared"]
+SHARED_COLLECTION = "memalign_episodes"
+_TENANT_KEYS = ("metadata.namespace", "metadata.judge")
+
+
 class QdrantEpisodicStore:
     """Episodic memory on Qdrant: local mode at a path (default), in memory, or a server by URL.
+
+    Two layouts. `collection_per_judge` (the default in local mode and in memory) keeps the judging
+    path unfiltered, since local mode has no payload index. `shared` (the default for a server) is
+    Qdrant's multitenancy pattern: one collection, tenant payload indexes on namespace and judge, and
+    every query, scroll and count filtered by them.
 
     Writes go through one lock per client: qdrant-client's local mode loses points when two threads
     upsert at once. Stores opened on the same local path in one process share a client, since the
@@ -93,10 +103,18 @@ class QdrantEpisodicStore:
         api_key: str | None = None,
         prefer_grpc: bool = False,
         client: QdrantClient | None = None,
+        layout: Layout | None = None,
+        collection: str = SHARED_COLLECTION,
     ) -> None:
         chosen = [option for option in (path, url, client) if option is not None]
         if len(chosen) > 1:
             raise ValueError("QdrantEpisodicStore: give one of path=, url= or client=, not several.")
+        if layout not in (None, "collection_per_judge", "shared"):
+            raise ValueError(f"layout: {layout!r} is not 'collection_per_judge' or 'shared'.")
+        self.layout: Layout = layout or ("shared" if url else "collection_per_judge")
+        self._shared_collection = collection
+        self._dimensions: dict[str, int] = {}
+        self._indexed: set[str] = set()
         self._local_path: Path | None = None
         self._location = url or (str(path) if path is not None else ("a given client" if client else ":memory:"))
         self._owns_client = client is None
@@ -128,7 +146,8 @@ class QdrantEpisodicStore:
         """
         if self._local_path is None:
             return
-        storage = self._local_path / "collection" / collection_name(judge, namespace) / "storage.sqlite"
+        name, _ = self._where(judge, namespace)
+        storage = self._local_path / "collection" / name / "storage.sqlite"
         if storage.exists():
             with self._write_lock, closing(sqlite3.connect(storage)) as connection:
                 connection.execute("VACUUM")
@@ -160,7 +179,7 @@ class QdrantEpisodicStore:
             return
         if not len(records) == len(texts) == len(vectors):
             raise ValueError("upsert: records, texts and vectors must have the same length.")
-        name = collection_name(judge, namespace)
+        name, _ = self._where(judge, namespace)
         points = [
             models.PointStruct(
                 id=point_id(judge, namespace, record["id"]),
@@ -174,8 +193,9 @@ class QdrantEpisodicStore:
             self._client.upsert(collection_name=name, points=points, wait=True)
 
     def delete(self, judge: str, namespace: str, feedback_ids: Iterable[str]) -> None:
+        # Point ids are derived from namespace, judge and feedback id: a delete reaches no other tenant.
         ids = [point_id(judge, namespace, feedback_id) for feedback_id in feedback_ids]
-        name = collection_name(judge, namespace)
+        name, _ = self._where(judge, namespace)
         if not ids:
             return
         with self._guard(), self._write_lock:
@@ -184,44 +204,43 @@ class QdrantEpisodicStore:
             self._client.delete(collection_name=name, points_selector=models.PointIdsList(points=ids), wait=True)
 
     def search(self, judge: str, namespace: str, vector: list[float], k: int) -> list[Episode]:
-        name = collection_name(judge, namespace)
+        name, tenant = self._where(judge, namespace)
         with self._guard():
             if k <= 0 or not self._collection_exists(name):
                 return []
             self._check_dimension(name, len(vector))
-            hits = self._client.query_points(collection_name=name, query=vector, limit=k, with_payload=True).points
+            hits = self._client.query_points(
+                collection_name=name, query=vector, query_filter=tenant, limit=k, with_payload=True
+            ).points
         return [_episode(hit.payload or {}, hit.score) for hit in hits]
 
     def feedback_ids(self, judge: str, namespace: str) -> set[str]:
         """Every feedback id with an episode here: the store's side of a consistency check."""
-        name = collection_name(judge, namespace)
-        with self._guard():
-            return self._scroll_feedback_ids(name)
-
-    def _scroll_feedback_ids(self, name: str) -> set[str]:
-        return {
-            point.payload["metadata"]["feedback_id"]
-            for point in self._scroll(name, with_payload=["metadata.feedback_id"], with_vectors=False)
-            if point.payload
-        }
-
-    def vectors(self, judge: str, namespace: str) -> dict[str, tuple[str, list[float]]]:
-        """Each episode's embedded text and vector by feedback id: what an export carries."""
-        name = collection_name(judge, namespace)
         with self._guard():
             return {
-                point.payload["metadata"]["feedback_id"]: (point.payload["page_content"], list(point.vector))
-                for point in self._scroll(name, with_payload=True, with_vectors=True)
+                point.payload["metadata"]["feedback_id"]
+                for point in self._scroll(judge, namespace, with_payload=["metadata.feedback_id"], with_vectors=False)
                 if point.payload
             }
 
-    def _scroll(self, name: str, *, with_payload: Any, with_vectors: bool) -> Iterator[Any]:
+    def vectors(self, judge: str, namespace: str) -> dict[str, tuple[str, list[float]]]:
+        """Each episode's embedded text and vector by feedback id: what an export carries."""
+        with self._guard():
+            return {
+                point.payload["metadata"]["feedback_id"]: (point.payload["page_content"], list(point.vector))
+                for point in self._scroll(judge, namespace, with_payload=True, with_vectors=True)
+                if point.payload
+            }
+
+    def _scroll(self, judge: str, namespace: str, *, with_payload: Any, with_vectors: bool) -> Iterator[Any]:
+        name, tenant = self._where(judge, namespace)
         if not self._collection_exists(name):
             return
         offset: Any = None
         while True:
             points, offset = self._client.scroll(
                 collection_name=name,
+                scroll_filter=tenant,
                 limit=_SCROLL_PAGE,
                 offset=offset,
                 with_payload=with_payload,
@@ -232,10 +251,21 @@ class QdrantEpisodicStore:
                 return
 
     def count(self, judge: str, namespace: str) -> int:
-        name = collection_name(judge, namespace)
-        if not self._collection_exists(name):
-            return 0
-        return self._client.count(collection_name=name, exact=True).count
+        name, tenant = self._where(judge, namespace)
+        with self._guard():
+            if not self._collection_exists(name):
+                return 0
+            return self._client.count(collection_name=name, count_filter=tenant, exact=True).count
+
+    def _where(self, judge: str, namespace: str) -> tuple[str, models.Filter | None]:
+        """The collection that holds a judge's episodes, and the filter that confines a query to them."""
+        if self.layout == "collection_per_judge":
+            return collection_name(judge, namespace), None
+        conditions = [
+            models.FieldCondition(key=key, match=models.MatchValue(value=value))
+            for key, value in zip(_TENANT_KEYS, (namespace, judge), strict=True)
+        ]
+        return self._shared_collection, models.Filter(must=conditions)
 
     def close(self) -> None:
         if self._closed:
@@ -261,19 +291,34 @@ class QdrantEpisodicStore:
         return False
 
     def _ensure_collection(self, name: str, dimension: int) -> None:
+        """Create the collection (and, shared, its tenant indexes) if missing; safe to repeat."""
         if self._collection_exists(name):
             self._check_dimension(name, dimension)
-            return
-        self._client.create_collection(
-            collection_name=name,
-            vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
-        )
-        self._known_collections.add(name)
+        else:
+            self._client.create_collection(
+                collection_name=name,
+                vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
+            )
+            self._known_collections.add(name)
+        if self.layout == "shared" and name not in self._indexed:
+            for key in _TENANT_KEYS:  # Qdrant keeps an existing index as it is
+                self._client.create_payload_index(
+                    collection_name=name,
+                    field_name=key,
+                    field_schema=models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True),
+                    wait=True,
+                )
+            self._indexed.add(name)
 
     def _check_dimension(self, name: str, dimension: int) -> None:
-        vectors = self._client.get_collection(name).config.params.vectors
-        size = getattr(vectors, "size", None)
-        if size is not None and size != dimension:
+        if name not in self._dimensions:  # asked once per collection: a round trip on a server
+            vectors = self._client.get_collection(name).config.params.vectors
+            size = getattr(vectors, "size", None)
+            if size is None:
+                return
+            self._dimensions[name] = size
+        size = self._dimensions[name]
+        if size != dimension:
             raise EpisodicStoreError(
                 f"Episodic collection {name!r} holds {size}-dimensional vectors but the embedding model "
                 f"gives {dimension}: use the embedding model the judge was aligned with, or a new namespace."

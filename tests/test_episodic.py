@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +42,43 @@ def put(store: QdrantEpisodicStore, judge: str, namespace: str, *records: Feedba
     store.upsert(judge, namespace, list(records), texts, EMBED.embed_documents(texts))
 
 
-@pytest.fixture(params=["memory", "disk"])
+@pytest.fixture(params=["memory", "disk", "disk-shared", "server"])
 def store(request: pytest.FixtureRequest, tmp_path: Path):
-    opened = QdrantEpisodicStore() if request.param == "memory" else QdrantEpisodicStore(path=tmp_path / "q")
+    """The contract every layout and engine must keep: local mode always; a Qdrant server when QDRANT_URL is set."""
+    if request.param == "server":
+        url = os.environ.get("QDRANT_URL")
+        if not url:
+            pytest.skip("no Qdrant server: set QDRANT_URL=http://host:6333 to run the episodic contract against it")
+        opened = QdrantEpisodicStore(
+            url=url, api_key=os.environ.get("QDRANT_API_KEY"), collection=f"memalign_test_{uuid.uuid4().hex[:8]}"
+        )
+        yield opened
+        opened.client.delete_collection(opened._shared_collection)
+        opened.close()
+        return
+    if request.param == "memory":
+        opened = QdrantEpisodicStore()
+    elif request.param == "disk":
+        opened = QdrantEpisodicStore(path=tmp_path / "q")
+    else:
+        opened = QdrantEpisodicStore(path=tmp_path / "q", layout="shared")
     yield opened
     opened.close()
+
+
+def test_a_server_uses_one_shared_collection_with_tenant_indexes() -> None:
+    assert QdrantEpisodicStore(url="http://127.0.0.1:1").layout == "shared"
+    assert QdrantEpisodicStore().layout == "collection_per_judge"
+    with pytest.raises(ValueError, match="layout"):
+        QdrantEpisodicStore(layout="flat")  # type: ignore[arg-type]
+
+
+def test_the_shared_layout_keeps_every_tenant_in_one_collection(tmp_path: Path) -> None:
+    with QdrantEpisodicStore(path=tmp_path / "q", layout="shared") as shared:
+        put(shared, "a", "ns1", record("1", "x"))
+        put(shared, "b", "ns2", record("1", "x"))
+        assert [c.name for c in shared.client.get_collections().collections] == ["memalign_episodes"]
+        assert shared.client.count("memalign_episodes").count == 2 and shared.count("a", "ns1") == 1
 
 
 def test_ids_are_stable_and_names_unique() -> None:
