@@ -7,6 +7,7 @@ stores are opened on first use and shared by every later run that names the same
 
 from __future__ import annotations
 
+import atexit
 import json
 import threading
 from dataclasses import dataclass
@@ -66,6 +67,17 @@ def _spec(judge_json: str) -> JudgeSpec:
 
 
 _shared_lock = threading.Lock()
+
+
+@atexit.register
+def _close_shared() -> None:
+    """Close the stores runs opened, so local Qdrant paths are released cleanly at exit."""
+    with _shared_lock:
+        for _model, _embeddings, store in _shared_cache.values():
+            store.close()
+        _shared_cache.clear()
+
+
 _shared_cache: dict[tuple[str | None, ...], tuple[Any, Any, QdrantEpisodicStore]] = {}
 
 

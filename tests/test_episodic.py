@@ -67,8 +67,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path):
 
 
 def test_a_server_uses_one_shared_collection_with_tenant_indexes() -> None:
-    assert QdrantEpisodicStore(url="http://127.0.0.1:1").layout == "shared"
-    assert QdrantEpisodicStore().layout == "collection_per_judge"
+    with QdrantEpisodicStore(url="http://127.0.0.1:1") as remote, QdrantEpisodicStore() as local:
+        assert remote.layout == "shared" and local.layout == "collection_per_judge"
     with pytest.raises(ValueError, match="layout"):
         QdrantEpisodicStore(layout="flat")  # type: ignore[arg-type]
 
