@@ -232,6 +232,16 @@ class QdrantEpisodicStore:
                 if point.payload
             }
 
+    def episodes(self, judge: str, namespace: str, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` stored episodes (their payload metadata), for people inspecting memory."""
+        with self._guard():
+            found = []
+            for point in self._scroll(judge, namespace, with_payload=True, with_vectors=False):
+                if len(found) >= limit:
+                    break
+                found.append((point.payload or {}).get("metadata", {}))
+            return found
+
     def _scroll(self, judge: str, namespace: str, *, with_payload: Any, with_vectors: bool) -> Iterator[Any]:
         name, tenant = self._where(judge, namespace)
         if not self._collection_exists(name):

@@ -221,3 +221,15 @@ def test_the_installed_command_runs_in_its_own_process(tmp_path: Path) -> None:
     )
     assert finished.returncode == 0, finished.stderr
     assert "added 40" in finished.stdout and "FAKE MODEL" in finished.stderr
+
+
+def test_memory_verify_export_and_import(cli, tmp_path: Path) -> None:
+    assert cli("align", HALUEVAL, "--spec", HALUEVAL_SPEC, *FAKE)[0] == 0
+    code, out, _ = cli("memory", "verify", "--judge", JUDGE)
+    assert code == 0 and "is consistent" in out
+    code, out, _ = cli("memory", "export", tmp_path / "memory.json", "--judge", JUDGE)
+    assert code == 0 and "40 feedback, 40 episodes" in out
+    code, _, err = cli("memory", "import", tmp_path / "nothing.json", "--judge", JUDGE)
+    assert code == 2 and "cannot read" in err
+    code, out, _ = cli("memory", "import", tmp_path / "memory.json", "--judge", JUDGE)
+    assert code == 0 and "now holds" in out and "40 episodes" in out

@@ -16,8 +16,8 @@ from langchain_core.outputs import ChatResult
 from memalign_graph.bulk import memory_ledger
 from memalign_graph.cli.common import NO_MODEL, CliError, open_judge, resolve_model, resolve_spec
 from memalign_graph.config import resolve_embeddings
-from memalign_graph.episodic import QdrantEpisodicStore, collection_name
-from memalign_graph.errors import ConfigurationError
+from memalign_graph.episodic import QdrantEpisodicStore
+from memalign_graph.errors import ConfigurationError, InvalidValueError
 from memalign_graph.judge import MemAlignJudge
 
 EXAMPLE = """examples:
@@ -25,7 +25,10 @@ EXAMPLE = """examples:
   memalign memory history --judge support_tone
   memalign memory rollback 1f0c2a4e-... --judge support_tone
   memalign memory forget fb-3a1c... --judge support_tone          # feedback ids, see `show --episodes`
-  memalign memory forget gl-9e2d... --judge support_tone --guidelines"""
+  memalign memory forget gl-9e2d... --judge support_tone --guidelines
+  memalign memory verify --judge support_tone [--repair]
+  memalign memory export memory.json --judge support_tone          # then, on the new stores:
+  MEMALIGN_POSTGRES_URL=postgresql://... memalign memory import memory.json --judge support_tone"""
 
 
 def add_command(subcommands: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -50,6 +53,12 @@ def add_command(subcommands: argparse._SubParsersAction, parents: list[argparse.
     forget.add_argument("ids", nargs="+", metavar="ID", help="feedback ids (or guideline ids with --guidelines)")
     forget.add_argument("--guidelines", action="store_true", help="the ids are guideline ids")
     forget.add_argument("--purge", action="store_true", help="also erase the feedback from checkpoint history")
+    verify = _action(actions, "verify", parents, "check that episodes and semantic memory agree")
+    verify.add_argument("--repair", action="store_true", help="finish an interrupted alignment and re-sync episodes")
+    export = _action(actions, "export", parents, "write the judge's memory (with episode vectors) to a file")
+    export.add_argument("file", help="the JSON file to write")
+    import_ = _action(actions, "import", parents, "replace the judge's memory by an export (lossless, idempotent)")
+    import_.add_argument("file", help="a file written by `memalign memory export`")
 
 
 def _action(
@@ -163,19 +172,60 @@ def forget(args: argparse.Namespace) -> int:
     return 0
 
 
-RUNS = {"show": show, "history": history, "rollback": rollback, "forget": forget}
+def verify(args: argparse.Namespace) -> int:
+    with _open(args) as judge:
+        found = judge.repair() if args.repair else judge.verify()
+        problems = {
+            "unfinished alignment": list(found.unfinished_run),
+            "feedback without an episode": found.missing_episodes,
+            "episodes without feedback": found.orphan_episodes,
+            "guidelines citing unknown feedback": sorted(found.unknown_provenance),
+        }
+    if found.ok:
+        print(f"memory of {judge.spec.name!r} is consistent")
+        return 0
+    for problem, items in problems.items():
+        if items:
+            print(f"{problem}: {', '.join(items)}")
+    print("repaired" if args.repair else "run `memalign memory verify --repair` to mend it")
+    return 0 if args.repair else 1
+
+
+def export_memory(args: argparse.Namespace) -> int:
+    with _open(args) as judge:
+        written = judge.export_memory(args.file)
+    print(f"wrote {written['guidelines']} guidelines, {written['records']} feedback, {written['episodes']} episodes")
+    return 0
+
+
+def import_memory(args: argparse.Namespace) -> int:
+    with _open(args) as judge:
+        try:
+            held = judge.import_memory(args.file)
+        except InvalidValueError as error:
+            raise CliError(str(error)) from error
+    print(
+        f"{judge.spec.name!r} now holds {held['guidelines']} guidelines, {held['records']} feedback, "
+        f"{held['episodes']} episodes"
+    )
+    return 0
+
+
+RUNS = {
+    "show": show,
+    "history": history,
+    "rollback": rollback,
+    "forget": forget,
+    "verify": verify,
+    "export": export_memory,
+    "import": import_memory,
+}
 
 
 def list_episodes(judge: MemAlignJudge, limit: int) -> list[dict[str, Any]]:
-    """Up to `limit` episodes as stored (Qdrant payload metadata), oldest point ids first."""
+    """Up to `limit` episodes as stored (Qdrant payload metadata)."""
     store = judge.episodic_store
-    if not isinstance(store, QdrantEpisodicStore):
-        return []
-    name = collection_name(judge.spec.name, judge.namespace)
-    if not store.client.collection_exists(name):
-        return []
-    points, _ = store.client.scroll(collection_name=name, limit=limit, with_payload=True, with_vectors=False)
-    return [(point.payload or {}).get("metadata", {}) for point in points]
+    return store.episodes(judge.spec.name, judge.namespace, limit) if isinstance(store, QdrantEpisodicStore) else []
 
 
 def _refuse_unknown(ids: list[str], known: set[str], kind: str, where: str) -> None:
