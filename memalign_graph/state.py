@@ -199,25 +199,28 @@ class JudgeState(JudgeInput, total=False):
 
 
 @dataclass(frozen=True)
-class JudgeContext:
-    """Per-run settings of the judging graph (LangGraph runtime context)."""
+class MemoryContext:
+    """Settings judging and alignment share: whose memory, and how much of it fits a prompt."""
 
     namespace: str = DEFAULT_NAMESPACE
-    k: int = 5
     guideline_token_budget: int = 1500
     field_token_budget: int = 1000
+
+
+@dataclass(frozen=True)
+class JudgeContext(MemoryContext):
+    """Per-run settings of the judging graph (LangGraph runtime context)."""
+
+    k: int = 5
     max_parse_attempts: int = 3
 
 
 @dataclass(frozen=True)
-class AlignmentContext:
+class AlignmentContext(MemoryContext):
     """Per-run settings of the alignment graph (LangGraph runtime context)."""
 
-    namespace: str = DEFAULT_NAMESPACE
     batch_size: int = 8
     max_distill_attempts: int = 3
-    guideline_token_budget: int = 1500
-    field_token_budget: int = 1000
     merge_similarity: float = 0.92
     close_call_similarity: float = 0.8
     keep_episodes: Literal["all", "mistakes"] = "all"
