@@ -70,18 +70,23 @@ def merge_drafts(
     if not drafts:
         return merged
     now = _now()
-    vectors = embeddings.embed_documents([draft["text"] for draft in drafts])
+    unique_texts = list(dict.fromkeys(draft["text"] for draft in drafts))  # parallel batches repeat themselves
+    unique_vectors = dict(zip(unique_texts, embeddings.embed_documents(unique_texts), strict=True))
+    vectors = [unique_vectors[draft["text"]] for draft in drafts]
     index = _SimilarityIndex(merged.values())
     nearest = [index.nearest(vector) for vector in vectors]
-    questions = {
-        position: (merged[key]["text"], draft["text"])
-        for position, (draft, (key, similarity)) in enumerate(zip(drafts, nearest, strict=True))
-        if key is not None and close_call_at <= similarity < merge_at
-    }
-    answers = _ask_in_parallel(model, questions, max_concurrency)
+    asked = [
+        (merged[key]["text"], draft["text"]) if key is not None and close_call_at <= similarity < merge_at else None
+        for draft, (key, similarity) in zip(drafts, nearest, strict=True)
+    ]
+    answers = _ask_in_parallel(model, {pair for pair in asked if pair}, max_concurrency)
     for position, (draft, vector) in enumerate(zip(drafts, vectors, strict=True)):
         key, similarity = nearest[position]
-        relation, text = ("same", "") if key is not None and similarity >= merge_at else answers.get(position, ("", ""))
+        question = asked[position]
+        if key is not None and similarity >= merge_at:
+            relation, text = "same", ""
+        else:
+            relation, text = answers[question] if question else ("different", "")
         if key is not None and relation in ("same", "conflict"):
             target = merged[key]
             _absorb(target, draft["feedback_ids"], now)
@@ -111,13 +116,14 @@ def merge_drafts(
 
 
 def _ask_in_parallel(
-    model: BaseChatModel, questions: dict[int, tuple[str, str]], max_concurrency: int
-) -> dict[int, tuple[str, str]]:
+    model: BaseChatModel, questions: set[tuple[str, str]], max_concurrency: int
+) -> dict[tuple[str, str], tuple[str, str]]:
+    """Each distinct (existing, new) pair asked once, all at once."""
     if not questions:
         return {}
     with ThreadPoolExecutor(max_workers=max(1, min(max_concurrency, len(questions)))) as pool:
-        futures = {position: pool.submit(close_call, model, *pair) for position, pair in questions.items()}
-        return {position: future.result() for position, future in futures.items()}
+        futures = {pair: pool.submit(close_call, model, *pair) for pair in questions}
+        return {pair: future.result() for pair, future in futures.items()}
 
 
 def close_call(model: BaseChatModel, existing: str, new: str) -> tuple[str, str]:

@@ -306,3 +306,17 @@ def test_distillation_can_be_switched_off_and_the_feedback_waits_for_it(make_jud
     assert judge.episodic_store.feedback_ids("support_tone", "default") == {"fb-1"}
     later = make_judge(tone_spec)  # the same memory, distillation on
     assert later.align([])["distilled"] == ["fb-1"] and len(later.guidelines()) == 1
+
+
+def test_a_close_call_is_asked_once_for_drafts_that_repeat_it(make_judge, tone_spec) -> None:
+    model = ScriptedChatModel(close_call=lambda prompt: {"relation": "same", "merged": ""})
+    judge = make_judge(
+        tone_spec,
+        model=model,
+        alignment_context=AlignmentContext(batch_size=1, merge_similarity=0.99, close_call_similarity=0.5),
+    )
+    judge.align([fb(1, "Prefer certified views over raw tables when answering data questions.")])
+    judge.align([fb(n, "Prefer certified views over raw tables when answering revenue questions.") for n in (2, 3, 4)])
+    assert len(model.calls_of("guideline_comparison")) == 1
+    [guideline] = judge.guidelines()
+    assert guideline["feedback_ids"] == ["fb-1", "fb-2", "fb-3", "fb-4"]
