@@ -6,6 +6,7 @@ runs alignment on the judge's memory thread (one at a time), and maps keys for `
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
@@ -163,11 +164,11 @@ class MemAlignJudge:
     async def abatch(
         self, examples: Sequence[dict[str, Any]], *, max_concurrency: int | None = None, return_exceptions: bool = False
     ) -> list[Verdict | Exception]:
-        config = RunnableConfig(max_concurrency=max_concurrency or self.max_concurrency)
-        results = await self.judge_graph.abatch(
-            _examples(examples), config, context=self.judge_context, return_exceptions=return_exceptions
+        """`batch` off the event loop. The graph's nodes are synchronous, and under `ainvoke` they would
+        share asyncio's small default thread pool (6 threads on 2 cores), whatever `max_concurrency` says."""
+        return await asyncio.to_thread(
+            self.batch, examples, max_concurrency=max_concurrency, return_exceptions=return_exceptions
         )
-        return [result if isinstance(result, Exception) else result["verdict"] for result in results]
 
     # -- alignment and forgetting --------------------------------------------------------------
 
