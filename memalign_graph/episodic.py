@@ -158,6 +158,7 @@ class QdrantEpisodicStore:
         if storage.exists():
             with self._write_lock, closing(sqlite3.connect(storage)) as connection:
                 connection.execute("VACUUM")
+                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # no old page left in the log either
 
     @contextmanager
     def _guard(self) -> Iterator[None]:
@@ -319,6 +320,8 @@ class QdrantEpisodicStore:
                 vectors_config=models.VectorParams(size=dimension, distance=models.Distance.DOT),
             )
             self._known_collections.add(name)
+            if self._local_path is not None:
+                _journal_ahead(self._client)
         if self.layout == "shared" and name not in self._indexed:
             for key in _TENANT_KEYS:  # Qdrant keeps an existing index as it is
                 self._client.create_payload_index(
@@ -356,9 +359,26 @@ def _open_local(path: Path) -> tuple[QdrantClient, threading.Lock]:
                     f"Cannot open the episodic store at {path}: {error} Another process holds it; "
                     "stop that process, or give this one its own path (or a Qdrant server URL)."
                 ) from error
+            _journal_ahead(client)
             shared = _local_clients[path] = _SharedClient(client=client, write_lock=threading.Lock(), users=0)
         shared.users += 1
         return shared.client, shared.write_lock
+
+
+def _journal_ahead(client: QdrantClient) -> None:
+    """Let local mode's per-point commits go to a write-ahead log without an fsync each (~2 ms a point).
+
+    qdrant-client commits every point on its own; with WAL and synchronous=NORMAL, 1,000 upserts take
+    ~0.3 s instead of ~2 s. A killed process loses nothing; a power cut may lose the last commits,
+    which `MemAlignJudge.repair()` restores from the ledger. Reaches into qdrant-client's local
+    persistence (pinned below 1.21): when that shape changes, writes stay correct, just slower.
+    """
+    collections = getattr(getattr(client, "_client", None), "collections", None) or {}
+    for collection in collections.values():
+        connection = getattr(getattr(collection, "storage", None), "storage", None)
+        if isinstance(connection, sqlite3.Connection):
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
 
 
 def _release_local(path: Path) -> None:

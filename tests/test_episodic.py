@@ -190,3 +190,14 @@ def test_a_path_held_by_another_process_is_a_clear_error(tmp_path: Path) -> None
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_local_mode_journals_ahead_and_survives_a_reopen(tmp_path: Path) -> None:
+    """Writes go to a write-ahead log (no fsync per point); nothing is lost when the store is reopened."""
+    store = QdrantEpisodicStore(path=tmp_path / "q")
+    put(store, "j", "ns", *[record(f"fb-{n}", f"text {n}") for n in range(50)])
+    [collection] = store.client._client.collections.values()
+    assert collection.storage.storage.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    store.close()
+    with QdrantEpisodicStore(path=tmp_path / "q") as reopened:
+        assert reopened.count("j", "ns") == 50
