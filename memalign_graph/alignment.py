@@ -34,6 +34,7 @@ from memalign_graph.resources import ResourceResolver, Resources, fixed
 from memalign_graph.semantic import memory_thread_id
 from memalign_graph.spec import JudgeSpec
 from memalign_graph.state import (
+    DEFAULT_MAX_CONCURRENCY,
     AlignmentContext,
     AlignmentInput,
     AlignmentOutput,
@@ -53,7 +54,7 @@ def create_alignment_graph(
     embeddings: Embeddings,
     episodic_store: EpisodicStore,
     checkpointer: BaseCheckpointSaver | None = None,
-    max_concurrency: int = 4,
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     name: str | None = None,
 ) -> CompiledStateGraph:
     """Compile the alignment graph for one judge.
@@ -72,7 +73,7 @@ def build_alignment_graph(
     resolve: ResourceResolver,
     *,
     checkpointer: BaseCheckpointSaver | None = None,
-    max_concurrency: int = 4,
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     context_schema: type[AlignmentContext] = AlignmentContext,
     require_memory_thread: bool = False,
     name: str = "align",

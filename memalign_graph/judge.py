@@ -34,6 +34,7 @@ from memalign_graph.locks import exclusive_alignment
 from memalign_graph.semantic import CheckpointSemanticMemory, memory_thread_id
 from memalign_graph.spec import JudgeSpec, check_identifier
 from memalign_graph.state import (
+    DEFAULT_MAX_CONCURRENCY,
     DEFAULT_NAMESPACE,
     AlignmentContext,
     AlignmentReport,
@@ -67,7 +68,7 @@ class MemAlignJudge:
         checkpointer: BaseCheckpointSaver | None = None,
         judge_context: JudgeContext | None = None,
         alignment_context: AlignmentContext | None = None,
-        max_concurrency: int = 4,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     ) -> None:
         check_identifier(namespace, field="namespace")
         self.spec = spec
