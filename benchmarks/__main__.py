@@ -1,0 +1,76 @@
+"""`python -m benchmarks`: run the scenarios, print one markdown table each, write them all as JSON.
+
+python -m benchmarks                      # every scenario at the issue's sizes (~5-7 min on 2 cores)
+python -m benchmarks --quick              # smaller sizes, about a minute
+python -m benchmarks --scenario alignment --scenario scale
+python -m benchmarks --qdrant-url http://localhost:6333   # also run `scale` against a server
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks import alignment, batch_throughput, incremental, judge_overhead, prompt_tokens, scale
+from benchmarks.context import PRESETS, RunContext
+from benchmarks.report import ScenarioResult, machine_info, render_markdown, write_json
+
+SCENARIOS: dict[str, Callable[[RunContext], ScenarioResult]] = {
+    "alignment": alignment.run,
+    "incremental": incremental.run,
+    "prompt_tokens": prompt_tokens.run,
+    "batch_throughput": batch_throughput.run,
+    "judge_overhead": judge_overhead.run,
+    "scale": scale.run,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
+    size.add_argument("--full", action="store_true", help="also MiniLM at N=1000 and abatch at two concurrencies")
+    parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="run only these (repeatable)")
+    parser.add_argument("--qdrant-url", default=os.environ.get("MEMALIGN_QDRANT_URL") or None)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results.json"), help="JSON results")
+    parser.add_argument("--markdown", type=Path, default=None, help="also write the tables here")
+    args = parser.parse_args(argv)
+
+    preset = "quick" if args.quick else "full" if args.full else "default"
+    names = args.scenario or list(SCENARIOS)
+    command = "python -m benchmarks " + shlex.join(sys.argv[1:] if argv is None else argv)
+    info = machine_info()
+    context = RunContext.create(PRESETS[preset], qdrant_url=args.qdrant_url)
+    results: list[ScenarioResult] = []
+    started = time.perf_counter()
+    try:
+        for name in SCENARIOS:
+            if name not in names:
+                continue
+            print(f"[{time.perf_counter() - started:6.1f} s] running {name} ...", file=sys.stderr, flush=True)
+            began = time.perf_counter()
+            result = SCENARIOS[name](context)
+            result.seconds = time.perf_counter() - began
+            results.append(result)
+    finally:
+        context.close()
+    info["total_seconds"] = round(time.perf_counter() - started, 1)
+    info["preset"] = preset
+    markdown = render_markdown(results, info, command=command.strip())
+    markdown += f"\nTotal benchmark time: {info['total_seconds']:.0f} s ({preset} sizes).\n"
+    print(markdown)
+    write_json(args.out, results, info, command=command.strip())
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(markdown)
+    print(f"JSON written to {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,107 @@
+"""Smoke test of the benchmark code: every scenario in a tiny configuration (seconds), no timing asserts.
+
+The benchmarks themselves run with `python -m benchmarks`; this only keeps their code working as the
+package changes, and checks that the rows carry the fields the README table is made of.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.__main__ import SCENARIOS  # noqa: E402
+from benchmarks.context import PRESETS, RunContext  # noqa: E402
+from benchmarks.fakes import consolidate_by_topic  # noqa: E402
+from benchmarks.report import ScenarioResult, machine_info, render_markdown, write_json  # noqa: E402
+from benchmarks.workload import feedback_item, topic_rule  # noqa: E402
+
+TINY = PRESETS["tiny"]
+
+
+@pytest.fixture(scope="module")
+def results() -> dict[str, ScenarioResult]:
+    context = RunContext.create(TINY)
+    try:
+        return {name: scenario(context) for name, scenario in SCENARIOS.items()}
+    finally:
+        context.close()
+
+
+def _complete(result: ScenarioResult, optional: set[str] = frozenset()) -> list[dict[str, Any]]:
+    assert result.rows, f"{result.name} produced no rows"
+    for row in result.rows:
+        missing = [key for key, _ in result.columns if key not in row and key not in optional]
+        assert not missing, f"{result.name} row lacks {missing}: {row}"
+    return result.rows
+
+
+def test_alignment_rows_count_calls_and_texts(results: dict[str, ScenarioResult]) -> None:
+    rows = _complete(results["alignment"])
+    for row in rows:
+        assert row["distill_calls"] >= 1 and 1 <= row["distill_in_flight"] <= row["max_concurrency"]
+        assert row["episode_texts_embedded"] == row["n"] and row["guidelines"] >= 1
+        assert row["wall_s"] > 0 and (row["round_trips"] is None) == (row["latency_ms"] == 0)
+    assert any(row["memory_before"] > 0 for row in rows)  # the row that aligns into a judge with memory
+    assert [target.met in (True, False) for target in results["alignment"].targets] == [True]
+
+
+def test_incremental_rounds_embed_only_their_records(results: dict[str, ScenarioResult]) -> None:
+    rows = _complete(results["incremental"])
+    assert [row["round"] for row in rows] == list(range(1, TINY.incremental_rounds + 1))
+    for row in rows:
+        assert row["episode_texts_embedded"] == TINY.incremental_per_round
+        assert row["points_upserted"] == TINY.incremental_per_round
+
+
+def test_prompt_tokens_follow_feedback_and_respect_the_budget(results: dict[str, ScenarioResult]) -> None:
+    rows = _complete(results["prompt_tokens"])
+    assert [row["feedback_seen"] for row in rows] == list(TINY.token_steps)
+    assert rows[0]["guidelines_stored"] == 0 and rows[-1]["guidelines_stored"] > 0
+    for row in rows:
+        assert 0 < row["prompt_tokens_p50"] <= row["prompt_tokens_max"]
+        assert row["block_tokens_max"] <= row["budget"]
+
+
+def test_batch_throughput_rows(results: dict[str, ScenarioResult]) -> None:
+    rows = _complete(results["batch_throughput"])
+    assert [(row["method"], row["concurrency"]) for row in rows] == list(TINY.batch_runs)
+    for row in rows:
+        assert row["errors"] == 0 and row["n"] == TINY.batch_judgments
+        assert 1 <= row["in_flight"] <= row["concurrency"] and row["ideal_s"] > 0
+
+
+def test_judge_overhead_rows(results: dict[str, ScenarioResult]) -> None:
+    rows = _complete(results["judge_overhead"])
+    assert [row["episodes"] for row in rows] == list(TINY.episode_counts)
+    for row in rows:
+        assert row["p50_ms"] > 0 and row["search_ms"] > 0 and row["model_ms"] >= 0
+        assert row["p50_ms"] <= row["p95_ms"] and row["query_ms"] > 0
+
+
+def test_scale_measures_local_mode_and_skips_the_server(results: dict[str, ScenarioResult]) -> None:
+    local, server = results["scale"].rows
+    assert local["points"] == TINY.scale_points and local["reopen_s"] > 0 and local["disk_mb"] > 0
+    assert local["insert_rate"] > 0 and local["reopen_rss_mb"] > 0
+    assert server["status"].startswith("skipped")
+
+
+def test_report_renders_markdown_and_json(results: dict[str, ScenarioResult], tmp_path: Path) -> None:
+    info = machine_info()
+    text = render_markdown(list(results.values()), info, command="tiny")
+    assert "| N | feedback in memory before | LLM ms |" in text and f"{info['cores']} cores" in text
+    write_json(tmp_path / "results.json", list(results.values()), info, command="tiny")
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert [scenario["name"] for scenario in saved["scenarios"]] == list(SCENARIOS)
+
+
+def test_fake_consolidation_folds_a_topic_into_its_rule() -> None:
+    rule = topic_rule(0)
+    prompt = f"- [gl-aaa] {rule}\n- [gl-bbb] {rule} Experts insist on this without exception.\n- [gl-ccc] Note 1: x y."
+    assert consolidate_by_topic(prompt) == {"guidelines": [{"text": rule, "replaces": ["gl-aaa", "gl-bbb"]}]}
+    assert feedback_item(3).id == "fb-000003" and feedback_item(3) == feedback_item(3)
