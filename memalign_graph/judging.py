@@ -10,10 +10,11 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableLambda
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.runtime import Runtime
+from langgraph.runtime import Runtime, get_runtime
 from langgraph.types import RetryPolicy
 
 from memalign_graph.episodic import EpisodicStore
@@ -24,7 +25,7 @@ from memalign_graph.resources import ResourceResolver, Resources, fixed, semanti
 from memalign_graph.semantic import SemanticMemoryReader
 from memalign_graph.spec import JudgeSpec
 from memalign_graph.state import JudgeContext, JudgeInput, JudgeOutput, JudgeState, MemoryUsed, Verdict
-from memalign_graph.structured import StructuredOutputError, invoke_structured
+from memalign_graph.structured import StructuredOutputError, ainvoke_structured, invoke_structured
 from memalign_graph.working_memory import build_judge_prompt
 
 _TRANSIENT_NAMES = ("Timeout", "RateLimit", "Connection", "Unavailable", "Overloaded", "InternalServer")
@@ -60,6 +61,24 @@ def verdict_schema(spec: JudgeSpec) -> dict[str, Any]:
         },
         "required": ["rationale", "value"],
         "additionalProperties": False,
+    }
+
+
+def answered(state: JudgeState, answer: dict[str, Any], raw: str) -> dict[str, Any]:
+    return {
+        "answer": answer,
+        "error": None,
+        "attempts": state.get("attempts", 0) + 1,
+        "raw_outputs": [*state.get("raw_outputs", []), raw],
+    }
+
+
+def unanswered(state: JudgeState, error: StructuredOutputError) -> dict[str, Any]:
+    return {
+        "answer": {},
+        "error": str(error),
+        "attempts": state.get("attempts", 0) + 1,
+        "raw_outputs": [*state.get("raw_outputs", []), error.raw],
     }
 
 
@@ -131,30 +150,31 @@ def build_judge_graph(
         )
         return {"working_memory": memory, "memory_used": used}
 
-    def judge(state: JudgeState, runtime: Runtime[JudgeContext]) -> dict[str, Any]:
-        """Ask the model for a rationale and a typed value; a bad answer is retried with its reason."""
-        resources = resolve(runtime)
+    def ask(state: JudgeState) -> tuple[Resources, list[BaseMessage], dict[str, Any]]:
+        """The judging prompt, with the last bad answer and its reason when this is a retry."""
+        resources = resolve(get_runtime())
         memory = state["working_memory"]
-        messages = [SystemMessage(memory["system"]), HumanMessage(memory["user"])]
+        messages: list[BaseMessage] = [SystemMessage(memory["system"]), HumanMessage(memory["user"])]
         if state.get("error") and state.get("raw_outputs"):
             retry = JUDGE_RETRY_PROMPT.format(error=state["error"], value_description=resources.spec.output.describe())
             messages += [AIMessage(state["raw_outputs"][-1]), HumanMessage(retry)]
-        attempts = state.get("attempts", 0) + 1
+        return resources, messages, verdict_schema(resources.spec)
+
+    def judge(state: JudgeState) -> dict[str, Any]:
+        """Ask the model for a rationale and a typed value; a bad answer is retried with its reason."""
+        resources, messages, schema = ask(state)
         try:
-            answer, raw = invoke_structured(resources.model, verdict_schema(resources.spec), messages)
+            return answered(state, *invoke_structured(resources.model, schema, messages))
         except StructuredOutputError as error:
-            return {
-                "answer": {},
-                "error": str(error),
-                "attempts": attempts,
-                "raw_outputs": [*state.get("raw_outputs", []), error.raw],
-            }
-        return {
-            "answer": answer,
-            "error": None,
-            "attempts": attempts,
-            "raw_outputs": [*state.get("raw_outputs", []), raw],
-        }
+            return unanswered(state, error)
+
+    async def ajudge(state: JudgeState) -> dict[str, Any]:
+        """`judge` on the event loop: async graphs and `ainvoke` wait on the model without a thread."""
+        resources, messages, schema = ask(state)
+        try:
+            return answered(state, *await ainvoke_structured(resources.model, schema, messages))
+        except StructuredOutputError as error:
+            return unanswered(state, error)
 
     def parse(state: JudgeState, runtime: Runtime[JudgeContext]) -> dict[str, Any]:
         """Hold the answer to the output type; never turn a bad answer into a verdict."""
@@ -198,7 +218,7 @@ def build_judge_graph(
     builder = StateGraph(JudgeState, context_schema=context_schema, input_schema=JudgeInput, output_schema=JudgeOutput)
     builder.add_node("retrieve", retrieve)
     builder.add_node("build_working_memory", build_working_memory)
-    builder.add_node("judge", judge, retry_policy=MODEL_RETRY)
+    builder.add_node("judge", RunnableLambda(judge, afunc=ajudge, name="judge"), retry_policy=MODEL_RETRY)
     builder.add_node("parse", parse)
     builder.add_edge(START, "retrieve")
     builder.add_edge("retrieve", "build_working_memory")

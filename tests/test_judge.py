@@ -214,3 +214,39 @@ def test_streaming_shows_why_a_verdict_came_out(make_judge, tone_spec) -> None:
     assert updates["build_working_memory"]["memory_used"]["guidelines"][0]["feedback_ids"] == ["seed"]
     assert updates["judge"]["answer"]["value"] is True
     assert updates["parse"]["verdict"]["score"] is True
+
+
+class AsyncOnlyModel(ScriptedChatModel):
+    """Answers verdicts only through its async path, and counts how many are awaited at once."""
+
+    in_flight: int = 0
+    most_in_flight: int = 0
+
+    def with_structured_output(self, schema: Any, *, include_raw: bool = False, **kwargs: Any) -> Any:
+        from langchain_core.messages import AIMessage as Message
+        from langchain_core.runnables import RunnableLambda
+
+        def refuse(messages: Any) -> Any:
+            raise AssertionError("the sync path was used")
+
+        async def answer(messages: Any) -> Any:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            await asyncio.sleep(0.05)
+            self.in_flight -= 1
+            raw = '{"rationale": "async", "value": true}'
+            return {"raw": Message(raw), "parsed": {"rationale": "async", "value": True}, "parsing_error": None}
+
+        return RunnableLambda(refuse, afunc=answer)
+
+
+def test_ajudge_awaits_the_model_on_the_event_loop(make_judge, tone_spec) -> None:
+    model = AsyncOnlyModel()
+    judge = make_judge(tone_spec, model=model)
+
+    async def many() -> list:
+        return await asyncio.gather(*(judge.ajudge(inputs=f"q{n}", outputs="a") for n in range(24)))
+
+    verdicts = asyncio.run(many())
+    assert [v["comment"] for v in verdicts] == ["async"] * 24
+    assert model.most_in_flight > 6  # not capped by asyncio's default thread pool
