@@ -1,0 +1,47 @@
+"""The scale-out stack's files stay true to the code (no Docker engine runs here, so it cannot be started)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+
+
+def test_the_dockerfile_is_what_langgraph_cli_generates_today(tmp_path: Path) -> None:
+    pytest.importorskip("langgraph_cli")
+    subprocess.run(
+        [sys.executable, "-m", "langgraph_cli", "dockerfile", "-c", "langgraph.json", str(tmp_path / "Dockerfile")],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    assert (DEPLOY / "Dockerfile").read_text() == (tmp_path / "Dockerfile").read_text(), (
+        "regenerate it: langgraph dockerfile -c langgraph.json deploy/Dockerfile"
+    )
+
+
+def test_the_compose_stack_wires_the_settings_the_code_reads() -> None:
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    assert set(compose["services"]) == {"qdrant", "postgres", "redis", "langgraph-api"}
+    api = compose["services"]["langgraph-api"]
+    assert (ROOT / api["build"]["dockerfile"]).exists()
+    environment = api["environment"]
+    assert {"DATABASE_URI", "REDIS_URI"} <= set(environment)
+    assert environment["MEMALIGN_QDRANT_URL"] == "http://qdrant:6333"
+    source = "\n".join(path.read_text() for path in (ROOT / "memalign_graph").rglob("*.py"))
+    for name in environment:
+        if name.startswith("MEMALIGN_"):
+            assert f'"{name}"' in source, f"{name} is set in the stack but never read by the package"
+
+
+def test_the_env_example_names_only_what_the_stack_uses() -> None:
+    compose_text = (DEPLOY / "docker-compose.yml").read_text()
+    names = re.findall(r"^([A-Z_]+)=", (DEPLOY / ".env.example").read_text(), re.MULTILINE)
+    assert names and all("${" + name in compose_text for name in names)
