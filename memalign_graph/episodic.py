@@ -7,6 +7,7 @@ isolation structural: a query or a delete can only ever touch its own judge's re
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import sqlite3
@@ -42,6 +43,8 @@ class EpisodicStore(Protocol):
     def delete(self, judge: str, namespace: str, feedback_ids: Iterable[str]) -> None: ...
 
     def search(self, judge: str, namespace: str, vector: list[float], k: int) -> list[Episode]: ...
+
+    async def asearch(self, judge: str, namespace: str, vector: list[float], k: int) -> list[Episode]: ...
 
     def feedback_ids(self, judge: str, namespace: str) -> set[str]: ...
 
@@ -221,6 +224,11 @@ class QdrantEpisodicStore:
                 collection_name=name, query=unit_vector(vector), query_filter=tenant, limit=k, with_payload=True
             ).points
         return [_episode(hit.payload or {}, hit.score) for hit in hits]
+
+    async def asearch(self, judge: str, namespace: str, vector: list[float], k: int) -> list[Episode]:
+        """`search` for async runs. qdrant-client's local mode is synchronous, so the query runs in a
+        worker thread here; the event loop stays free while it does."""
+        return await asyncio.to_thread(self.search, judge, namespace, vector, k)
 
     def feedback_ids(self, judge: str, namespace: str) -> set[str]:
         """Every feedback id with an episode here: the store's side of a consistency check."""

@@ -6,6 +6,7 @@ when the model's answer is not a valid value, until the attempts run out.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
@@ -14,7 +15,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.runnables import RunnableLambda
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.runtime import Runtime, get_runtime
+from langgraph.runtime import get_runtime
 from langgraph.types import RetryPolicy
 
 from memalign_graph.episodic import EpisodicStore
@@ -64,6 +65,15 @@ def verdict_schema(spec: JudgeSpec) -> dict[str, Any]:
     }
 
 
+def inline(step: Callable[[JudgeState], dict[str, Any]]) -> RunnableLambda:
+    """A CPU-only step that async runs call directly, not through a worker thread."""
+
+    async def run(state: JudgeState) -> dict[str, Any]:
+        return step(state)
+
+    return RunnableLambda(step, afunc=run, name=step.__name__)
+
+
 def answered(state: JudgeState, answer: dict[str, Any], raw: str) -> dict[str, Any]:
     return {
         "answer": answer,
@@ -108,28 +118,45 @@ def build_judge_graph(
 ) -> CompiledStateGraph:
     """The judging graph over resources resolved per run (see `create_judge_graph` for the usual form)."""
 
-    def retrieve(state: JudgeState, runtime: Runtime[JudgeContext]) -> dict[str, Any]:
+    def retrieve(state: JudgeState) -> dict[str, Any]:
         """Fetch both memories: every guideline, and the k past examples nearest to this input."""
-        context = runtime.context or JudgeContext()
-        resources = resolve(runtime)
-        spec = resources.spec
-        example = spec.validate_record(state, where="input")
-        snapshot = semantic_memory_of(resources).read(spec.name, context.namespace)
+        context, resources, example = retrieval(state)
+        snapshot = semantic_memory_of(resources).read(resources.spec.name, context.namespace)
         episodes = []
         if context.k > 0:
             vector = resources.embeddings.embed_query(retrieval_text(example, max_tokens=context.field_token_budget))
-            episodes = resources.episodic_store.search(spec.name, context.namespace, vector, context.k)
+            episodes = resources.episodic_store.search(resources.spec.name, context.namespace, vector, context.k)
+        return retrieved(example, snapshot.guidelines, episodes)
+
+    async def aretrieve(state: JudgeState) -> dict[str, Any]:
+        """`retrieve` for async runs: the semantic read and the query embedding are awaited."""
+        context, resources, example = retrieval(state)
+        snapshot = await semantic_memory_of(resources).aread(resources.spec.name, context.namespace)
+        episodes = []
+        if context.k > 0:
+            text = retrieval_text(example, max_tokens=context.field_token_budget)
+            vector = await resources.embeddings.aembed_query(text)
+            episodes = await resources.episodic_store.asearch(resources.spec.name, context.namespace, vector, context.k)
+        return retrieved(example, snapshot.guidelines, episodes)
+
+    def retrieval(state: JudgeState) -> tuple[JudgeContext, Resources, dict[str, Any]]:
+        runtime = get_runtime()
+        resources = resolve(runtime)
+        return runtime.context or JudgeContext(), resources, resources.spec.validate_record(state, where="input")
+
+    def retrieved(example: dict[str, Any], guidelines: list[Any], episodes: list[Any]) -> dict[str, Any]:
         return {
             **example,
-            "guidelines": snapshot.guidelines,
+            "guidelines": guidelines,
             "episodes": episodes,
             "attempts": 0,
             "raw_outputs": [],
             "error": None,
         }
 
-    def build_working_memory(state: JudgeState, runtime: Runtime[JudgeContext]) -> dict[str, Any]:
+    def build_working_memory(state: JudgeState) -> dict[str, Any]:
         """Lay out the prompt within budget: instructions and guidelines first, examples last."""
+        runtime = get_runtime()
         context = runtime.context or JudgeContext()
         memory = build_judge_prompt(
             resolve(runtime).spec,
@@ -176,8 +203,9 @@ def build_judge_graph(
         except StructuredOutputError as error:
             return unanswered(state, error)
 
-    def parse(state: JudgeState, runtime: Runtime[JudgeContext]) -> dict[str, Any]:
+    def parse(state: JudgeState) -> dict[str, Any]:
         """Hold the answer to the output type; never turn a bad answer into a verdict."""
+        runtime = get_runtime()
         context = runtime.context or JudgeContext()
         spec = resolve(runtime).spec
         error = state.get("error")
@@ -216,10 +244,10 @@ def build_judge_graph(
         return "judge" if state.get("error") else END
 
     builder = StateGraph(JudgeState, context_schema=context_schema, input_schema=JudgeInput, output_schema=JudgeOutput)
-    builder.add_node("retrieve", retrieve)
-    builder.add_node("build_working_memory", build_working_memory)
+    builder.add_node("retrieve", RunnableLambda(retrieve, afunc=aretrieve, name="retrieve"))
+    builder.add_node("build_working_memory", inline(build_working_memory))
     builder.add_node("judge", RunnableLambda(judge, afunc=ajudge, name="judge"), retry_policy=MODEL_RETRY)
-    builder.add_node("parse", parse)
+    builder.add_node("parse", inline(parse))
     builder.add_edge(START, "retrieve")
     builder.add_edge("retrieve", "build_working_memory")
     builder.add_edge("build_working_memory", "judge")

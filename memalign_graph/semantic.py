@@ -7,12 +7,14 @@ checkpointer; the processed result is cached by checkpoint id.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.config import get_config
@@ -52,6 +54,8 @@ class SemanticSnapshot:
 class SemanticMemoryReader(Protocol):
     def read(self, judge: str, namespace: str) -> SemanticSnapshot: ...
 
+    async def aread(self, judge: str, namespace: str) -> SemanticSnapshot: ...
+
 
 class CheckpointSemanticMemory:
     """Reads a judge's guidelines from the alignment thread of a LangGraph checkpointer.
@@ -69,11 +73,31 @@ class CheckpointSemanticMemory:
 
     def read(self, judge: str, namespace: str) -> SemanticSnapshot:
         thread_id = memory_thread_id(judge, namespace)
+        cached = self._cached(thread_id)
+        if cached is not None:
+            return cached
+        return self._remember(thread_id, self._checkpointer.get_tuple(_latest(thread_id)))
+
+    async def aread(self, judge: str, namespace: str) -> SemanticSnapshot:
+        """`read` for async runs: the checkpointer's own async read where it has one."""
+        thread_id = memory_thread_id(judge, namespace)
+        cached = self._cached(thread_id)
+        if cached is not None:
+            return cached
+        try:
+            latest = await self._checkpointer.aget_tuple(_latest(thread_id))
+        except NotImplementedError:  # a sync-only saver (SqliteSaver, PostgresSaver): off the event loop
+            latest = await asyncio.to_thread(self._checkpointer.get_tuple, _latest(thread_id))
+        return self._remember(thread_id, latest)
+
+    def _cached(self, thread_id: str) -> SemanticSnapshot | None:
         with self._lock:
             cached = self._cache.get(thread_id)
         if cached is not None and cached.checkpoint_id == latest_checkpoint_id(self._checkpointer, thread_id):
             return cached
-        latest = self._checkpointer.get_tuple({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}})
+        return None
+
+    def _remember(self, thread_id: str, latest: CheckpointTuple | None) -> SemanticSnapshot:
         if latest is None:
             return SemanticSnapshot(checkpoint_id=None)
         guidelines = latest.checkpoint["channel_values"].get("guidelines") or {}
@@ -83,6 +107,10 @@ class CheckpointSemanticMemory:
         with self._lock:
             self._cache[thread_id] = snapshot
         return snapshot
+
+
+def _latest(thread_id: str) -> RunnableConfig:
+    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
 
 
 def latest_checkpoint_id(checkpointer: BaseCheckpointSaver, thread_id: str) -> str | None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import pytest
 
-from fakes import ScriptedChatModel, learned_rule_policy
+from fakes import BagOfWordsEmbeddings, ScriptedChatModel, learned_rule_policy
 from memalign_graph import (
     Boolean,
     Categorical,
@@ -250,3 +251,26 @@ def test_ajudge_awaits_the_model_on_the_event_loop(make_judge, tone_spec) -> Non
     verdicts = asyncio.run(many())
     assert [v["comment"] for v in verdicts] == ["async"] * 24
     assert model.most_in_flight > 6  # not capped by asyncio's default thread pool
+
+
+class LoopOnlyEmbeddings(BagOfWordsEmbeddings):
+    """Embeds queries only through the async path, and notes the thread it ran on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.query_threads: list[str] = []
+
+    def embed_query(self, text: str) -> list[float]:
+        raise AssertionError("the sync query path was used")
+
+    async def aembed_query(self, text: str) -> list[float]:
+        self.query_threads.append(threading.current_thread().name)
+        return self._vector(text)
+
+
+def test_an_async_judgment_awaits_model_and_embedding_on_the_event_loop(make_judge, tone_spec) -> None:
+    embeddings = LoopOnlyEmbeddings()
+    judge = make_judge(tone_spec, model=AsyncOnlyModel(), embeddings=embeddings)
+    verdict = asyncio.run(judge.ajudge(inputs="q", outputs="a"))
+    assert verdict["comment"] == "async"
+    assert embeddings.query_threads == [threading.current_thread().name]
