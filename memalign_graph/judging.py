@@ -6,6 +6,7 @@ when the model's answer is not a valid value, until the attempts run out.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -130,7 +131,8 @@ def build_judge_graph(
 
     async def aretrieve(state: JudgeState) -> dict[str, Any]:
         """`retrieve` for async runs: the semantic read and the query embedding are awaited."""
-        context, resources, example = retrieval(state)
+        # Resolving may open a store on a run's first use: file I/O, kept off the event loop.
+        context, resources, example = await asyncio.to_thread(retrieval, state)
         snapshot = await semantic_memory_of(resources).aread(resources.spec.name, context.namespace)
         episodes = []
         if context.k > 0:
