@@ -7,7 +7,7 @@
 | embeddings | `MEMALIGN_EMBEDDINGS` (an `init_embeddings` string, `openai:text-embedding-3-small`) | local MiniLM |
 | memory folder | `MEMALIGN_HOME` | `./.memalign` |
 | semantic memory on Postgres | `MEMALIGN_POSTGRES_URL` | SQLite file in `MEMALIGN_HOME` |
-| Qdrant server | `MEMALIGN_QDRANT_URL`, `MEMALIGN_QDRANT_API_KEY` | local mode in `MEMALIGN_HOME/episodes` |
+| Qdrant server | `MEMALIGN_QDRANT_URL`, `MEMALIGN_QDRANT_API_KEY`, `MEMALIGN_QDRANT_GRPC=1` | local `HOME/episodes` |
 """
 
 from __future__ import annotations

@@ -117,7 +117,11 @@ class MemAlignJudge:
     def _open_episodic_store(self, home: str | Path | None, url: str | None, api_key: str | None) -> EpisodicStore:
         url = url or os.environ.get("MEMALIGN_QDRANT_URL") or None
         if url:
-            store = QdrantEpisodicStore(url=url, api_key=api_key or os.environ.get("MEMALIGN_QDRANT_API_KEY") or None)
+            store = QdrantEpisodicStore(
+                url=url,
+                api_key=api_key or os.environ.get("MEMALIGN_QDRANT_API_KEY") or None,
+                prefer_grpc=os.environ.get("MEMALIGN_QDRANT_GRPC", "").strip().lower() in {"1", "true", "yes"},
+            )
         else:
             store = QdrantEpisodicStore(path=memory_home(home) / "episodes")
         self._closers.append(store.close)
