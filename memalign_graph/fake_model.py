@@ -21,8 +21,8 @@ from langchain_core.runnables import Runnable, RunnableLambda
 
 FAKE_LABEL = "FAKE MODEL"
 _RULE = re.compile(r"Answer (\S+) when the text mentions (\S+?)\.")
-_FEEDBACK = re.compile(r'<feedback id="([^"]+)">(.*?)</feedback>', re.DOTALL)
-_RATIONALE = re.compile(r"<expert_rationale>\n(.*?)\n</expert_rationale>", re.DOTALL)
+FEEDBACK_PATTERN = re.compile(r'<feedback id="([^"]+)">(.*?)</feedback>', re.DOTALL)
+RATIONALE_PATTERN = re.compile(r"<expert_rationale>\n(.*?)\n</expert_rationale>", re.DOTALL)
 _EXPERT_VERDICT = re.compile(r"^Expert's verdict: (.+)$", re.MULTILINE)
 _KINDS = ("verdict", "distilled_guidelines", "guideline_comparison", "consolidated_guidelines")
 
@@ -73,9 +73,9 @@ class FakeChatModel(BaseChatModel):
         if kind == "verdict":
             return json.dumps(_verdict(system, user, schema))
         if kind == "distilled_guidelines":
-            return json.dumps(_distill(system + "\n" + user))
+            return json.dumps(distill_rationales(system + "\n" + user))
         if kind == "guideline_comparison":
-            return json.dumps(_compare(user))
+            return json.dumps(compare_literally(user))
         return json.dumps({"guidelines": []})
 
 
@@ -99,16 +99,18 @@ def _first_value(schema: dict[str, Any] | None) -> Any:
     return False
 
 
-def _distill(prompt: str) -> dict[str, Any]:
+def distill_rationales(prompt: str) -> dict[str, Any]:
+    """Each feedback with a rationale becomes one guideline: its rationale, credited to its id."""
     guidelines = []
-    for feedback_id, body in _FEEDBACK.findall(prompt):
-        rationale = _RATIONALE.search(body)
+    for feedback_id, body in FEEDBACK_PATTERN.findall(prompt):
+        rationale = RATIONALE_PATTERN.search(body)
         if rationale:
             guidelines.append({"text": rationale[1].strip(), "feedback_ids": [feedback_id]})
     return {"guidelines": guidelines}
 
 
-def _compare(prompt: str) -> dict[str, Any]:
+def compare_literally(prompt: str) -> dict[str, Any]:
+    """Two guidelines are 'same' when their words are, 'different' otherwise: a cautious comparer."""
     parts = [part.split("\n\n")[0].strip() for part in prompt.split("guideline:\n")[1:3]]
     words = [re.findall(r"[a-z0-9]+", part.lower()) for part in parts]
     if len(words) == 2 and words[0] == words[1]:

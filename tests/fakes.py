@@ -24,8 +24,8 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import RunnableLambda
 from pydantic import ConfigDict, PrivateAttr
 
-FEEDBACK_PATTERN = re.compile(r'<feedback id="([^"]+)">(.*?)</feedback>', re.DOTALL)
-RATIONALE_PATTERN = re.compile(r"<expert_rationale>\n(.*?)\n</expert_rationale>", re.DOTALL)
+from memalign_graph.fake_model import FEEDBACK_PATTERN, compare_literally, distill_rationales  # noqa: F401 - re-exported for tests
+
 GUIDELINE_PATTERN = re.compile(r"^- \[(gl-[0-9a-f]+)\] (.*)$", re.MULTILINE)
 
 Answer = dict[str, Any] | str | Exception
@@ -50,21 +50,9 @@ def learned_rule_policy(default: Any) -> Callable[[str, str], dict[str, Any]]:
     return policy
 
 
-def rationale_distiller(prompt: str) -> dict[str, Any]:
-    """Each feedback with a rationale becomes one guideline: its rationale, credited to its id."""
-    guidelines = []
-    for feedback_id, body in FEEDBACK_PATTERN.findall(prompt):
-        rationale = RATIONALE_PATTERN.search(body)
-        if rationale:
-            guidelines.append({"text": rationale.group(1).strip(), "feedback_ids": [feedback_id]})
-    return {"guidelines": guidelines}
-
-
-def literal_comparison(prompt: str) -> dict[str, Any]:
-    """Guidelines are 'same' when their words are, 'different' otherwise: a cautious comparer."""
-    existing, new = (part.split("\n\n")[0].strip() for part in prompt.split("guideline:\n")[1:3])
-    words = [re.findall(r"[a-z0-9]+", text.lower()) for text in (existing, new)]
-    return {"relation": "same", "merged": existing} if words[0] == words[1] else {"relation": "different", "merged": ""}
+# The package's offline fake distils and compares the same way; the scripted fake reuses it.
+rationale_distiller = distill_rationales
+literal_comparison = compare_literally
 
 
 def _typed(word: str) -> Any:
