@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from fakes import BagOfWordsEmbeddings
 from memalign_graph import EpisodicStoreError, QdrantEpisodicStore
 from memalign_graph.episodic import collection_name, point_id
 from memalign_graph.state import FeedbackRecord
+from qdrant_rest import running_qdrant_rest
 
 EMBED = BagOfWordsEmbeddings()
 
@@ -42,9 +44,14 @@ def put(store: QdrantEpisodicStore, judge: str, namespace: str, *records: Feedba
     store.upsert(judge, namespace, list(records), texts, EMBED.embed_documents(texts))
 
 
-@pytest.fixture(params=["memory", "disk", "disk-shared", "server"])
-def store(request: pytest.FixtureRequest, tmp_path: Path):
-    """The contract every layout and engine must keep: local mode always; a Qdrant server when QDRANT_URL is set."""
+@pytest.fixture(params=["memory", "disk", "disk-shared", "rest-double", "server"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[QdrantEpisodicStore]:
+    """The contract every layout and engine must keep: local mode, the client's HTTP path against the
+    REST double (tests/qdrant_rest.py), and a real Qdrant server when QDRANT_URL is set."""
+    if request.param == "rest-double":
+        with running_qdrant_rest() as url, QdrantEpisodicStore(url=url) as opened:
+            yield opened
+        return
     if request.param == "server":
         url = os.environ.get("QDRANT_URL")
         if not url:
