@@ -6,7 +6,6 @@ runs alignment on the judge's memory thread (one at a time), and maps keys for `
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,6 +21,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from memalign_graph.alignment import create_alignment_graph
+from memalign_graph.async_checkpointers import async_twin
 from memalign_graph.config import memory_home, open_postgres_checkpointer, resolve_chat_model, resolve_embeddings
 from memalign_graph.consistency import ConsistencyReport, check, sync_episodes
 from memalign_graph.episodic import EpisodicStore, QdrantEpisodicStore
@@ -87,7 +87,10 @@ class MemAlignJudge:
         except BaseException:
             self.close()  # a half-opened judge must not keep the local store's lock
             raise
-        self.semantic_memory = CheckpointSemanticMemory(self.checkpointer)
+        self._async_checkpointer = async_twin(self.checkpointer)
+        if self._async_checkpointer is not None:
+            self._closers.append(self._async_checkpointer.close)
+        self.semantic_memory = CheckpointSemanticMemory(self.checkpointer, async_checkpointer=self._async_checkpointer)
         self.thread_id = memory_thread_id(spec.name, namespace)
         self.alignment_graph = create_alignment_graph(
             self.model,
@@ -169,11 +172,13 @@ class MemAlignJudge:
     async def abatch(
         self, examples: Sequence[dict[str, Any]], *, max_concurrency: int | None = None, return_exceptions: bool = False
     ) -> list[Verdict | Exception]:
-        """`batch` off the event loop. The graph's nodes are synchronous, and under `ainvoke` they would
-        share asyncio's small default thread pool (6 threads on 2 cores), whatever `max_concurrency` says."""
-        return await asyncio.to_thread(
-            self.batch, examples, max_concurrency=max_concurrency, return_exceptions=return_exceptions
+        """`batch` on the event loop: every judgment awaits its memory reads and its model call, so
+        `max_concurrency` judgments are in flight in one thread."""
+        config = RunnableConfig(max_concurrency=max_concurrency or self.max_concurrency)
+        results = await self.judge_graph.abatch(
+            _examples(examples), config, context=self.judge_context, return_exceptions=return_exceptions
         )
+        return [result if isinstance(result, Exception) else result["verdict"] for result in results]
 
     # -- alignment and forgetting --------------------------------------------------------------
 
@@ -366,11 +371,23 @@ class MemAlignJudge:
         while self._closers:
             self._closers.pop()()
 
+    async def aclose(self) -> None:
+        """`close` from async code: this event loop's connections are closed on it, then the rest."""
+        if self._async_checkpointer is not None:
+            await self._async_checkpointer.aclose()
+        self.close()
+
     def __enter__(self) -> MemAlignJudge:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    async def __aenter__(self) -> MemAlignJudge:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     def _memory_config(self) -> RunnableConfig:
         return {"configurable": {"thread_id": self.thread_id}}

@@ -20,6 +20,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.config import get_config
 from langgraph.constants import CONFIG_KEY_CHECKPOINTER
 
+from memalign_graph.per_loop import PerLoop
 from memalign_graph.state import Guideline
 
 _THREAD_NAMESPACE = uuid.UUID("0b7c53f4-2a0e-5d8e-9a51-3c1f3e4d2b61")
@@ -66,8 +67,11 @@ class CheckpointSemanticMemory:
     an alignment changes memory.
     """
 
-    def __init__(self, checkpointer: BaseCheckpointSaver) -> None:
+    def __init__(
+        self, checkpointer: BaseCheckpointSaver, *, async_checkpointer: PerLoop[BaseCheckpointSaver] | None = None
+    ) -> None:
         self._checkpointer = checkpointer
+        self._async_checkpointer = async_checkpointer
         self._cache: dict[str, SemanticSnapshot] = {}
         self._lock = threading.Lock()
 
@@ -79,21 +83,24 @@ class CheckpointSemanticMemory:
         return self._remember(thread_id, self._checkpointer.get_tuple(_latest(thread_id)))
 
     async def aread(self, judge: str, namespace: str) -> SemanticSnapshot:
-        """`read` for async runs: the checkpointer's own async read where it has one."""
+        """`read` for async runs, on the event loop: through the checkpointer's async twin where there is
+        one (`async_checkpointer`, or a saver with async reads). Only a sync-only saver is read in a thread."""
         thread_id = memory_thread_id(judge, namespace)
-        cached = self._cached(thread_id)
+        saver = await self._async_checkpointer.get() if self._async_checkpointer else self._checkpointer
+        if not has_async_reads(saver):
+            return await asyncio.to_thread(self.read, judge, namespace)
+        cached = self._cached_snapshot(thread_id, await alatest_checkpoint_id(saver, thread_id))
         if cached is not None:
             return cached
-        try:
-            latest = await self._checkpointer.aget_tuple(_latest(thread_id))
-        except NotImplementedError:  # a sync-only saver (SqliteSaver, PostgresSaver): off the event loop
-            latest = await asyncio.to_thread(self._checkpointer.get_tuple, _latest(thread_id))
-        return self._remember(thread_id, latest)
+        return self._remember(thread_id, await saver.aget_tuple(_latest(thread_id)))
 
     def _cached(self, thread_id: str) -> SemanticSnapshot | None:
+        return self._cached_snapshot(thread_id, latest_checkpoint_id(self._checkpointer, thread_id))
+
+    def _cached_snapshot(self, thread_id: str, latest_id: str | None) -> SemanticSnapshot | None:
         with self._lock:
             cached = self._cache.get(thread_id)
-        if cached is not None and cached.checkpoint_id == latest_checkpoint_id(self._checkpointer, thread_id):
+        if cached is not None and latest_id is not None and cached.checkpoint_id == latest_id:
             return cached
         return None
 
@@ -113,6 +120,12 @@ def _latest(thread_id: str) -> RunnableConfig:
     return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
 
 
+_LATEST_SQL = (
+    "SELECT checkpoint_id FROM checkpoints WHERE thread_id = %s AND checkpoint_ns = '' "
+    "ORDER BY checkpoint_id DESC LIMIT 1"
+)
+
+
 def latest_checkpoint_id(checkpointer: BaseCheckpointSaver, thread_id: str) -> str | None:
     """The id of a thread's latest checkpoint without loading it, or None where the saver cannot tell."""
     if isinstance(checkpointer, InMemorySaver):
@@ -120,21 +133,39 @@ def latest_checkpoint_id(checkpointer: BaseCheckpointSaver, thread_id: str) -> s
         return max(checkpoints) if checkpoints else None
     if isinstance(checkpointer, SqliteSaver):
         with checkpointer.cursor(transaction=False) as cursor:
-            cursor.execute(
-                "SELECT checkpoint_id FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = '' "
-                "ORDER BY checkpoint_id DESC LIMIT 1",
-                (thread_id,),
-            )
+            cursor.execute(_LATEST_SQL.replace("%s", "?"), (thread_id,))
             row = cursor.fetchone()
         return row[0] if row else None
     if type(checkpointer).__name__ == "PostgresSaver":  # optional dependency: matched by name, not imported
         with checkpointer._cursor() as cursor:  # type: ignore[attr-defined]
-            cursor.execute(
-                "SELECT checkpoint_id FROM checkpoints WHERE thread_id = %s AND checkpoint_ns = '' "
-                "ORDER BY checkpoint_id DESC LIMIT 1",
-                (thread_id,),
-            )
+            cursor.execute(_LATEST_SQL, (thread_id,))
             row = cursor.fetchone()
+        return row["checkpoint_id"] if row else None
+    return None
+
+
+def has_async_reads(checkpointer: BaseCheckpointSaver) -> bool:
+    """Whether the saver reads checkpoints with its own async code (SqliteSaver's async methods only raise)."""
+    if isinstance(checkpointer, SqliteSaver) or type(checkpointer).__name__ == "PostgresSaver":
+        return False
+    return type(checkpointer).aget_tuple is not BaseCheckpointSaver.aget_tuple
+
+
+async def alatest_checkpoint_id(checkpointer: BaseCheckpointSaver, thread_id: str) -> str | None:
+    """`latest_checkpoint_id` through an async saver's own connection, for the event loop."""
+    if isinstance(checkpointer, InMemorySaver):
+        return latest_checkpoint_id(checkpointer, thread_id)  # a dict lookup
+    name = type(checkpointer).__name__  # optional dependencies: matched by name, not imported
+    if name == "AsyncSqliteSaver":
+        await checkpointer.setup()  # type: ignore[attr-defined]
+        async with checkpointer.lock:  # type: ignore[attr-defined]
+            async with checkpointer.conn.execute(_LATEST_SQL.replace("%s", "?"), (thread_id,)) as cursor:  # type: ignore[attr-defined]
+                row = await cursor.fetchone()
+        return row[0] if row else None
+    if name == "AsyncPostgresSaver":
+        async with checkpointer._cursor() as cursor:  # type: ignore[attr-defined]
+            await cursor.execute(_LATEST_SQL, (thread_id,))
+            row = await cursor.fetchone()
         return row["checkpoint_id"] if row else None
     return None
 

@@ -1,0 +1,87 @@
+"""The async twins of semantic memory's checkpointers, for judging on the event loop.
+
+Alignment writes memory through a sync saver (it runs in one place, under a lock). Async judging reads
+the same database through an async saver on its own connection, one per event loop (`PerLoop`), so a
+process serving many concurrent judgments reads memory without a worker thread per read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+from memalign_graph.errors import ConfigurationError
+from memalign_graph.per_loop import PerLoop
+
+
+def async_sqlite_checkpointer(path: str | Path) -> PerLoop[BaseCheckpointSaver]:
+    """`AsyncSqliteSaver`s on the SQLite file a `SqliteSaver` writes. aiosqlite runs each connection
+    in one thread of its own (SQLite has no async driver); reads queue there, not in a thread pool."""
+
+    async def open_() -> BaseCheckpointSaver:
+        import aiosqlite
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        saver = AsyncSqliteSaver(await aiosqlite.connect(str(path)))
+        await saver.setup()
+        return saver
+
+    return PerLoop(open_, _close_connection)
+
+
+def async_postgres_checkpointer(url: str) -> PerLoop[BaseCheckpointSaver]:
+    """`AsyncPostgresSaver`s on psycopg's async connection: reads are awaited on the loop itself."""
+
+    async def open_() -> BaseCheckpointSaver:
+        try:
+            from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+            from psycopg import AsyncConnection
+            from psycopg.rows import dict_row
+        except ImportError as error:
+            raise ConfigurationError(
+                "Semantic memory on Postgres needs the postgres extra: pip install 'memalign-graph[postgres]'."
+            ) from error
+        try:
+            connection = await AsyncConnection.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row)
+        except Exception as error:  # noqa: BLE001 - the driver's message names the cause
+            raise ConfigurationError(
+                f"Cannot connect to Postgres for semantic memory ({error}). Check MEMALIGN_POSTGRES_URL "
+                "(e.g. postgresql://user:password@host:5432/dbname) and that the server is running."
+            ) from error
+        return AsyncPostgresSaver(connection)  # tables exist: the sync saver set them up
+
+    return PerLoop(open_, _close_connection)
+
+
+async def _close_connection(saver: BaseCheckpointSaver) -> None:
+    await saver.conn.close()  # type: ignore[attr-defined]
+
+
+def async_twin(saver: BaseCheckpointSaver) -> PerLoop[BaseCheckpointSaver] | None:
+    """The async savers on the database a sync saver writes, or None where none is needed or possible.
+
+    SQLite on a file and Postgres (a connection or a pool) get a twin. InMemorySaver reads natively
+    in async code; any other saver is read in a worker thread.
+    """
+    import sqlite3
+
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    if isinstance(saver, SqliteSaver) and isinstance(saver.conn, sqlite3.Connection):
+        path = saver.conn.execute("PRAGMA database_list").fetchone()[2]
+        return async_sqlite_checkpointer(path) if path else None  # '' is an in-memory database
+    if type(saver).__name__ == "PostgresSaver":
+        return async_postgres_checkpointer(_postgres_conninfo(saver.conn))  # type: ignore[attr-defined]
+    return None
+
+
+def _postgres_conninfo(connection: object) -> str:
+    """The connection string of a psycopg connection or pool, password included (psycopg hides it)."""
+    conninfo = getattr(connection, "conninfo", None)  # a ConnectionPool keeps the string it was given
+    if isinstance(conninfo, str):
+        return conninfo
+    from psycopg.conninfo import make_conninfo
+
+    info = connection.info  # type: ignore[attr-defined]
+    return make_conninfo(info.dsn, password=info.password) if info.password else info.dsn
