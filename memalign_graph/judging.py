@@ -6,7 +6,6 @@ when the model's answer is not a valid value, until the attempts run out.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +22,7 @@ from memalign_graph.episodic import EpisodicStore
 from memalign_graph.errors import InvalidValueError, VerdictParseError
 from memalign_graph.prompts import JUDGE_RETRY_PROMPT, JUSTIFICATION_FIELD
 from memalign_graph.rendering import retrieval_text
-from memalign_graph.resources import ResourceResolver, Resources, fixed, semantic_memory_of
+from memalign_graph.resources import ResourceResolver, Resources, aresolve, fixed, semantic_memory_of
 from memalign_graph.semantic import SemanticMemoryReader
 from memalign_graph.spec import JudgeSpec
 from memalign_graph.state import JudgeContext, JudgeInput, JudgeOutput, JudgeState, MemoryUsed, Verdict
@@ -131,8 +130,9 @@ def build_judge_graph(
 
     async def aretrieve(state: JudgeState) -> dict[str, Any]:
         """`retrieve` for async runs: the semantic read and the query embedding are awaited."""
-        # Resolving may open a store on a run's first use: file I/O, kept off the event loop.
-        context, resources, example = await asyncio.to_thread(retrieval, state)
+        runtime = get_runtime()
+        resources = await aresolve(resolve, runtime)
+        context, example = runtime.context or JudgeContext(), resources.spec.validate_record(state, where="input")
         snapshot = await semantic_memory_of(resources).aread(resources.spec.name, context.namespace)
         episodes = []
         if context.k > 0:

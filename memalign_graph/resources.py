@@ -7,6 +7,7 @@ through a resolver, so the node code is the same either way.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import weakref
 from collections.abc import Callable
@@ -40,11 +41,34 @@ class Resources:
 
 
 ResourceResolver = Callable[[Runtime[Any]], Resources]
+"""Answers a run's resources. One may also have `ready(runtime) -> bool`: True when answering is a
+lookup, with nothing to open, so async nodes can call it on the event loop."""
+
+
+class FixedResources:
+    """A resolver that always answers the same resources (what the `create_*` factories use)."""
+
+    def __init__(self, resources: Resources) -> None:
+        self.resources = resources
+
+    def __call__(self, runtime: Runtime[Any]) -> Resources:
+        return self.resources
+
+    def ready(self, runtime: Runtime[Any]) -> bool:
+        return True
 
 
 def fixed(resources: Resources) -> ResourceResolver:
-    """A resolver that always answers the same resources (what the `create_*` factories use)."""
-    return lambda runtime: resources
+    return FixedResources(resources)
+
+
+async def aresolve(resolve: ResourceResolver, runtime: Runtime[Any]) -> Resources:
+    """Resolve for an async node: on the event loop once the resources are open; a first use, which may
+    open stores or load an embedding model, goes to a worker thread."""
+    ready = getattr(resolve, "ready", None)
+    if ready is not None and ready(runtime):
+        return resolve(runtime)
+    return await asyncio.to_thread(resolve, runtime)
 
 
 _readers: weakref.WeakKeyDictionary[BaseCheckpointSaver, CheckpointSemanticMemory] = weakref.WeakKeyDictionary()

@@ -47,14 +47,29 @@ class MemAlignSettings(FeedbackContext):
     qdrant_url: str | None = None
 
 
-def resources_from_settings(runtime: Runtime[Any]) -> Resources:
-    """The resources a run's settings name, opened once per process and shared."""
+class SettingsResolver:
+    """Resolves the resources a run's settings name, opened once per process and shared."""
+
+    def __call__(self, runtime: Runtime[Any]) -> Resources:
+        settings = _settings(runtime)
+        spec = _spec(json.dumps(settings.judge, sort_keys=True))
+        model, embeddings, store = _shared(settings.model, settings.embeddings, settings.home, settings.qdrant_url)
+        return Resources(spec=spec, model=model, embeddings=embeddings, episodic_store=store)
+
+    def ready(self, runtime: Runtime[Any]) -> bool:
+        """Whether this run's stores and models are open already (then resolving is a lookup)."""
+        settings = _settings(runtime)
+        return (settings.model, settings.embeddings, settings.home, settings.qdrant_url) in _shared_cache
+
+
+resources_from_settings = SettingsResolver()
+
+
+def _settings(runtime: Runtime[Any]) -> MemAlignSettings:
     settings = runtime.context
     if not isinstance(settings, MemAlignSettings) or not settings.judge:
         raise ConfigurationError(JUDGE_HELP)
-    spec = _spec(json.dumps(settings.judge, sort_keys=True))
-    model, embeddings, store = _shared(settings.model, settings.embeddings, settings.home, settings.qdrant_url)
-    return Resources(spec=spec, model=model, embeddings=embeddings, episodic_store=store)
+    return settings
 
 
 @lru_cache(maxsize=256)
