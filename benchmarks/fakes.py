@@ -215,6 +215,16 @@ class CountingEmbeddings(Embeddings):
             self.query_seconds += elapsed
         return vector
 
+    async def aembed_query(self, text: str) -> list[float]:
+        """The inner model's own async path (the fast fake answers on the loop; MiniLM in a thread)."""
+        started = time.perf_counter()
+        vector = await self.inner.aembed_query(text)
+        elapsed = time.perf_counter() - started
+        with self._lock:
+            self.query_texts += 1
+            self.query_seconds += elapsed
+        return vector
+
     def reset(self) -> None:
         with self._lock:
             self.document_texts = self.document_calls = self.query_texts = self.marked_texts = 0

@@ -12,7 +12,7 @@ import math
 import re
 from typing import Any
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
@@ -66,6 +66,16 @@ class FakeChatModel(BaseChatModel):
             "total_tokens": len(text) // 4 + len(content) // 4 + 2,
         }
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content, usage_metadata=usage))])
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        """Answered on the event loop (it is string work), not in LangChain's default executor."""
+        return self._generate(messages, stop, None, **kwargs)
 
     def _answer(self, kind: str, messages: list[BaseMessage], schema: dict[str, Any] | None) -> str:
         system = str(messages[0].content) if messages else ""
@@ -136,6 +146,12 @@ class FakeEmbeddings(Embeddings):
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return [self.embed_query(text) for text in texts]
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.embed_documents(texts)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        return self.embed_query(text)
 
     def embed_query(self, text: str) -> list[float]:
         vector = [0.0] * self.dimensions

@@ -7,6 +7,7 @@ retrieval order or dedupe. These fakes can, and they never touch the network.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
@@ -65,6 +66,13 @@ def _typed(word: str) -> Any:
         return word
 
 
+def _prompt_kind(messages: list[BaseMessage]) -> str:
+    """Which prompt this is, from the schema title the JSON fallback writes into it."""
+    text = "\n".join(str(message.content) for message in messages)
+    titles = ("verdict", "distilled_guidelines", "guideline_comparison", "consolidated_guidelines")
+    return next((title for title in titles if f'"title": "{title}"' in text), "verdict")
+
+
 class ScriptedChatModel(BaseChatModel):
     """A chat model that answers by prompt kind (verdict, distillation, close call, consolidation); records calls.
 
@@ -107,8 +115,7 @@ class ScriptedChatModel(BaseChatModel):
             raise NotImplementedError
         kind = schema["title"]
 
-        def answer(messages: list[BaseMessage]) -> Any:
-            raw = self._answer(kind, messages)
+        def structured(raw: str) -> Any:
             try:
                 parsed = json.loads(raw)
                 error = None
@@ -117,7 +124,13 @@ class ScriptedChatModel(BaseChatModel):
             message = AIMessage(raw)
             return {"raw": message, "parsed": parsed, "parsing_error": error} if include_raw else parsed
 
-        return RunnableLambda(answer)
+        def answer(messages: list[BaseMessage]) -> Any:
+            return structured(self._answer(kind, messages))
+
+        async def aanswer(messages: list[BaseMessage]) -> Any:
+            return structured(await self._aanswer(kind, messages))
+
+        return RunnableLambda(answer, afunc=aanswer)
 
     def _generate(
         self,
@@ -126,48 +139,73 @@ class ScriptedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        text = "\n".join(str(message.content) for message in messages)
-        kind = next(
-            (
-                title
-                for title in ("verdict", "distilled_guidelines", "guideline_comparison", "consolidated_guidelines")
-                if f'"title": "{title}"' in text
-            ),
-            "verdict",
-        )
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(self._answer(kind, messages)))])
+        answer = self._answer(_prompt_kind(messages), messages)
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(answer))])
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        answer = await self._aanswer(_prompt_kind(messages), messages)
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(answer))])
 
     def _answer(self, kind: str, messages: list[BaseMessage]) -> str:
-        system = str(messages[0].content) if messages else ""
-        user = "\n".join(str(message.content) for message in messages[1:])
-        with self._lock:
-            self._calls.append({"kind": kind, "system": system, "user": user, "messages": messages})
-            self._in_flight += 1
-            self._max_in_flight = max(self._max_in_flight, self._in_flight)
+        self._enter(kind, messages)
         try:
             if self.latency_s:
                 time.sleep(self.latency_s)
-            script = {
-                "verdict": self.judge,
-                "distilled_guidelines": self.distill,
-                "guideline_comparison": self.close_call,
-                "consolidated_guidelines": self.consolidate,
-            }[kind]
-            if isinstance(script, list):
-                with self._lock:
-                    if not script:
-                        raise AssertionError(f"the test scripted no more {kind} answers")
-                    result = script.pop(0)
-            elif kind == "verdict":
-                result = script(system, user)
-            else:
-                result = script(system + "\n" + user)
-            if isinstance(result, Exception):
-                raise result
-            return result if isinstance(result, str) else json.dumps(result)
+            return self._respond(kind, messages)
         finally:
+            self._leave()
+
+    async def _aanswer(self, kind: str, messages: list[BaseMessage]) -> str:
+        """The async path waits on the event loop, as a real model's HTTP call does."""
+        self._enter(kind, messages)
+        try:
+            if self.latency_s:
+                await asyncio.sleep(self.latency_s)
+            return self._respond(kind, messages)
+        finally:
+            self._leave()
+
+    def _enter(self, kind: str, messages: list[BaseMessage]) -> None:
+        system = str(messages[0].content) if messages else ""
+        user = "\n".join(str(message.content) for message in messages[1:])
+        call = {"kind": kind, "system": system, "user": user, "messages": messages}
+        call["thread"] = threading.current_thread().name
+        with self._lock:
+            self._calls.append(call)
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def _respond(self, kind: str, messages: list[BaseMessage]) -> str:
+        system = str(messages[0].content) if messages else ""
+        user = "\n".join(str(message.content) for message in messages[1:])
+        script = {
+            "verdict": self.judge,
+            "distilled_guidelines": self.distill,
+            "guideline_comparison": self.close_call,
+            "consolidated_guidelines": self.consolidate,
+        }[kind]
+        if isinstance(script, list):
             with self._lock:
-                self._in_flight -= 1
+                if not script:
+                    raise AssertionError(f"the test scripted no more {kind} answers")
+                result = script.pop(0)
+        elif kind == "verdict":
+            result = script(system, user)
+        else:
+            result = script(system + "\n" + user)
+        if isinstance(result, Exception):
+            raise result
+        return result if isinstance(result, str) else json.dumps(result)
 
 
 class BagOfWordsEmbeddings(Embeddings):
@@ -182,6 +220,12 @@ class BagOfWordsEmbeddings(Embeddings):
         return [self._vector(text) for text in texts]
 
     def embed_query(self, text: str) -> list[float]:
+        return self._vector(text)
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.embed_documents(texts)  # CPU only: no executor, as a hosted model's client would not use one
+
+    async def aembed_query(self, text: str) -> list[float]:
         return self._vector(text)
 
     def _vector(self, text: str) -> list[float]:
