@@ -156,9 +156,16 @@ def create_app(*, api_key: str | None = None) -> Starlette:
     """The REST subset the episodic store uses, over a fresh in-memory local engine."""
     engine = QdrantLocal(":memory:")
     one = "/collections/{collection_name}"
+
+    async def root(request: Request) -> Response:  # async: Starlette runs a sync endpoint in a worker thread
+        return JSONResponse(_json(engine.info()))
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("healthz check passed")
+
     routes = [
-        Route("/", lambda request: JSONResponse(_json(engine.info())), methods=["GET"]),
-        Route("/healthz", lambda request: PlainTextResponse("healthz check passed"), methods=["GET"]),
+        Route("/", root, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
         _route("/collections", "GET", list_collections, engine),
         _route(f"{one}/exists", "GET", collection_exists, engine),
         _route(one, "GET", get_collection, engine),
