@@ -13,15 +13,17 @@ import math
 import sqlite3
 import threading
 import uuid
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from qdrant_client import QdrantClient, models
+from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
 from memalign_graph.errors import EpisodicStoreError
+from memalign_graph.per_loop import PerLoop
 from memalign_graph.state import Episode, FeedbackRecord
 
 _POINT_NAMESPACE = uuid.UUID("6f1c1d52-5a3e-4c53-9a43-7f0b1e6f5d10")
@@ -103,6 +105,10 @@ class QdrantEpisodicStore:
     Writes go through one lock per client: qdrant-client's local mode loses points when two threads
     upsert at once. Stores opened on the same local path in one process share a client, since the
     path is locked by the first client that opens it.
+
+    On a server, `asearch` goes through an `AsyncQdrantClient` with the sync client's settings, one per
+    event loop (its connections belong to the loop that opened them), closed when that loop ends, by
+    `aclose()` or by `close()`. Bring your own pair with `client=` and `async_client=` (yours to close).
     """
 
     def __init__(
@@ -113,12 +119,15 @@ class QdrantEpisodicStore:
         api_key: str | None = None,
         prefer_grpc: bool = False,
         client: QdrantClient | None = None,
+        async_client: AsyncQdrantClient | None = None,
         layout: Layout | None = None,
         collection: str = SHARED_COLLECTION,
     ) -> None:
         chosen = [option for option in (path, url, client) if option is not None]
         if len(chosen) > 1:
             raise ValueError("QdrantEpisodicStore: give one of path=, url= or client=, not several.")
+        if async_client is not None and client is None:
+            raise ValueError("QdrantEpisodicStore: async_client= goes with client=, both for the same Qdrant.")
         if layout not in (None, "collection_per_judge", "shared"):
             raise ValueError(f"layout: {layout!r} is not 'collection_per_judge' or 'shared'.")
         self.layout: Layout = layout or ("shared" if url else "collection_per_judge")
@@ -138,6 +147,17 @@ class QdrantEpisodicStore:
             self._client, self._write_lock = _open_local(self._local_path)
         else:
             self._client = QdrantClient(location=":memory:")
+        self._async_client = async_client
+        self._async_clients: PerLoop[AsyncQdrantClient] | None = None
+        self._async_options: dict[str, Any] = {}
+        if async_client is None and _is_server(self._client):
+            if client is not None:
+                self._location = _server_address(client)
+            # The sync client checked the server's version as it opened; the async client's own check
+            # would be a blocking request in a thread of its own, on every event loop.
+            self._async_options = {**self._client.init_options, "check_compatibility": False}
+            self._async_clients = PerLoop(self._open_async_client, self._close_async_client)
+        self._unclosed: dict[int, AsyncQdrantClient] = {}  # async clients opened here and not closed yet
         self._known_collections: set[str] = set()
         self._closed = False
 
@@ -226,9 +246,72 @@ class QdrantEpisodicStore:
         return [_episode(hit.payload or {}, hit.score) for hit in hits]
 
     async def asearch(self, judge: str, namespace: str, vector: list[float], k: int) -> list[Episode]:
-        """`search` for async runs. qdrant-client's local mode is synchronous, so the query runs in a
-        worker thread here; the event loop stays free while it does."""
-        return await asyncio.to_thread(self.search, judge, namespace, vector, k)
+        """`search` for async runs, on the event loop and without a worker thread.
+
+        On a server, awaited through this loop's `AsyncQdrantClient`. Local mode is synchronous numpy
+        work that no async client can share (a path is locked by its first client), so it runs inline.
+        Measured with `python -m benchmarks.local_asearch` (10k 384-d points, 2 cores): 1000 judgments
+        that each await a 0.3 s model call and then search, 64 in flight, finish in 6.9 s inline against
+        11.1 s through `asyncio.to_thread`, and a search answers in 4.7 ms against 377 ms (p50). The
+        search holds the GIL, so a worker thread adds a hand-off and contention, not capacity. The price
+        is event-loop lag while searches queue (p99 139 ms, and 0.87 s when 200 land at once, against
+        ~10 ms with threads): a process that must keep its loop responsive under such bursts wants a
+        Qdrant server, whose async client leaves the loop free.
+        """
+        if self._async_client is None and self._async_clients is None:
+            return self.search(judge, namespace, vector, k)
+        if k <= 0:
+            return []
+        name, tenant = self._where(judge, namespace)
+        with self._guard():
+            client = await self._loop_client()
+            if not await self._acollection_exists(client, name):
+                return []
+            if name not in self._dimensions:
+                self._remember_dimension(name, await client.get_collection(name))
+            self._compare_dimension(name, len(vector))
+            response = await client.query_points(
+                collection_name=name, query=unit_vector(vector), query_filter=tenant, limit=k, with_payload=True
+            )
+        return [_episode(hit.payload or {}, hit.score) for hit in response.points]
+
+    async def _loop_client(self) -> AsyncQdrantClient:
+        if self._async_client is not None:
+            return self._async_client
+        if self._closed or self._async_clients is None:
+            raise EpisodicStoreError(f"The episodic store at {self._location} is closed.")
+        return await self._async_clients.get()
+
+    async def _open_async_client(self) -> AsyncQdrantClient:
+        client = AsyncQdrantClient(**self._async_options)  # opens no connection yet: the first request does
+        self._unclosed[id(client)] = client
+        return client
+
+    async def _close_async_client(self, client: AsyncQdrantClient) -> None:
+        self._unclosed.pop(id(client), None)
+        await client.close()
+
+    def _close_orphans(self) -> None:
+        """Close the async clients of loops closed without asyncio.run's shutdown (so without closing
+        their clients). Their connections belong to the dead loop and cannot close cleanly; closing the
+        client drops them, which closes their sockets. With a loop running here, they are only dropped."""
+        orphans = list(self._unclosed.values())
+        self._unclosed.clear()
+        try:
+            asyncio.get_running_loop()
+            return
+        except RuntimeError:
+            pass
+        for client in orphans:
+            with warnings.catch_warnings():  # qdrant-client blames the server for the dead loop
+                warnings.filterwarnings("ignore", message="Unable to close http connection")
+                asyncio.run(client.close())
+
+    async def aclose(self) -> None:
+        """Close this event loop's async client now rather than when the loop ends (a later `asearch`
+        on the loop opens another). `close()` still releases the store itself."""
+        if self._async_clients is not None:
+            await self._async_clients.aclose()
 
     def feedback_ids(self, judge: str, namespace: str) -> set[str]:
         """Every feedback id with an episode here: the store's side of a consistency check."""
@@ -297,6 +380,9 @@ class QdrantEpisodicStore:
         if self._closed:
             return
         self._closed = True
+        if self._async_clients is not None:
+            self._async_clients.close()  # each on its own loop, if that loop still runs or can
+            self._close_orphans()
         if self._local_path is not None:
             _release_local(self._local_path)
         elif self._owns_client:
@@ -312,6 +398,14 @@ class QdrantEpisodicStore:
         if name in self._known_collections:
             return True
         if self._client.collection_exists(name):
+            self._known_collections.add(name)
+            return True
+        return False
+
+    async def _acollection_exists(self, client: AsyncQdrantClient, name: str) -> bool:
+        if name in self._known_collections:
+            return True
+        if await client.collection_exists(name):
             self._known_collections.add(name)
             return True
         return False
@@ -342,17 +436,32 @@ class QdrantEpisodicStore:
 
     def _check_dimension(self, name: str, dimension: int) -> None:
         if name not in self._dimensions:  # asked once per collection: a round trip on a server
-            vectors = self._client.get_collection(name).config.params.vectors
-            size = getattr(vectors, "size", None)
-            if size is None:
-                return
+            self._remember_dimension(name, self._client.get_collection(name))
+        self._compare_dimension(name, dimension)
+
+    def _remember_dimension(self, name: str, info: models.CollectionInfo) -> None:
+        size = getattr(info.config.params.vectors, "size", None)  # None for named vectors: nothing to check
+        if size is not None:
             self._dimensions[name] = size
-        size = self._dimensions[name]
-        if size != dimension:
+
+    def _compare_dimension(self, name: str, dimension: int) -> None:
+        size = self._dimensions.get(name)
+        if size is not None and size != dimension:
             raise EpisodicStoreError(
                 f"Episodic collection {name!r} holds {size}-dimensional vectors but the embedding model "
                 f"gives {dimension}: use the embedding model the judge was aligned with, or a new namespace."
             )
+
+
+def _is_server(client: QdrantClient) -> bool:
+    """Whether a client talks to a Qdrant server (an async client can share it) or runs local mode."""
+    options = client.init_options
+    return options.get("path") is None and options.get("location") != ":memory:"
+
+
+def _server_address(client: QdrantClient) -> str:
+    options = client.init_options
+    return str(options.get("url") or options.get("host") or options.get("location") or "localhost")
 
 
 def _open_local(path: Path) -> tuple[QdrantClient, threading.Lock]:

@@ -1,20 +1,25 @@
-"""The Qdrant episodic store: stable ids, isolation, reopening, and one writer per local store."""
+"""The Qdrant episodic store: stable ids, isolation, reopening, one writer per local store, async search."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from qdrant_client import AsyncQdrantClient, QdrantClient
 
 from fakes import BagOfWordsEmbeddings
-from memalign_graph import EpisodicStoreError, QdrantEpisodicStore
+from memalign_graph import EpisodicStoreError, QdrantEpisodicStore, episodic
 from memalign_graph.episodic import collection_name, point_id
 from memalign_graph.state import FeedbackRecord
 from qdrant_rest import running_qdrant_rest
@@ -208,3 +213,212 @@ def test_local_mode_journals_ahead_and_survives_a_reopen(tmp_path: Path) -> None
     store.close()
     with QdrantEpisodicStore(path=tmp_path / "q") as reopened:
         assert reopened.count("j", "ns") == 50
+
+
+# Async search: native on a server (AsyncQdrantClient, one per event loop), inline in local mode.
+
+QUERIES = ["refund for a double charge", "parcel is late", "password reset link", "shared words"]
+
+
+def fill(store: QdrantEpisodicStore) -> None:
+    put(store, "j", "ns", *[record(str(n), text) for n, text in enumerate(QUERIES)])
+
+
+def sockets() -> int:
+    found = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            found += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        except OSError:
+            pass  # closed while listing
+    return found
+
+
+def settled(expected: int) -> int:
+    """The socket count once the double's thread has closed its ends of closed connections."""
+    for _ in range(100):
+        if sockets() <= expected:
+            break
+        time.sleep(0.02)
+    return sockets()
+
+
+@pytest.fixture
+def keepalive_url() -> Iterator[str]:
+    """The REST double; clients below keep connections alive, as they do to a remote server (qdrant-client
+    turns keep-alive off for 127.0.0.1 unless given `limits`), so a connection left open would show."""
+    with running_qdrant_rest() as url:
+        yield url
+
+
+@pytest.fixture
+def server_store(keepalive_url: str) -> Iterator[QdrantEpisodicStore]:
+    client = QdrantClient(url=keepalive_url, limits=httpx.Limits(max_keepalive_connections=8))
+    with QdrantEpisodicStore(client=client) as store:
+        yield store
+    client.close()  # given, so not the store's to close
+
+
+def test_asearch_finds_what_search_finds(store: QdrantEpisodicStore) -> None:
+    fill(store)
+
+    async def both() -> list[tuple[list[Any], list[Any]]]:
+        pairs = []
+        for text in QUERIES + ["nothing like it"]:
+            vector = EMBED.embed_query(text)
+            pairs.append((await store.asearch("j", "ns", vector, 3), store.search("j", "ns", vector, 3)))
+        pairs.append((await store.asearch("nobody", "ns", EMBED.embed_query("x"), 3), []))
+        pairs.append((await store.asearch("j", "ns", EMBED.embed_query("x"), 0), []))
+        return pairs
+
+    for found, expected in asyncio.run(both()):
+        assert found == expected
+    with pytest.raises(EpisodicStoreError, match="256-dimensional vectors but the embedding model gives 3"):
+        asyncio.run(store.asearch("j", "ns", [0.1, 0.2, 0.3], 5))
+
+
+def test_asearch_on_a_server_awaits_the_async_client_with_no_thread_or_sync_call(
+    server_store: QdrantEpisodicStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = server_store
+    fill(store)
+    expected = store.search("j", "ns", EMBED.embed_query(QUERIES[0]), 2)
+    store._dimensions.clear()  # so asearch asks the server for the collection again
+    store._known_collections.clear()
+    queried = []
+    original = AsyncQdrantClient.query_points
+
+    async def spy(self: AsyncQdrantClient, *args: Any, **kwargs: Any) -> Any:
+        queried.append(kwargs["collection_name"])
+        return await original(self, *args, **kwargs)
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("asearch used a worker thread or a blocking request")
+
+    async def search() -> tuple[list[Any], set[str]]:
+        before = {thread.name for thread in threading.enumerate()}
+        found = await store.asearch("j", "ns", EMBED.embed_query(QUERIES[0]), 2)
+        return found, {thread.name for thread in threading.enumerate()} - before
+
+    with monkeypatch.context() as patch:
+        patch.setattr(AsyncQdrantClient, "query_points", spy)
+        patch.setattr(asyncio, "to_thread", refuse)
+        patch.setattr(asyncio.BaseEventLoop, "run_in_executor", refuse)
+        patch.setattr(threading.Thread, "start", refuse)
+        patch.setattr(httpx.Client, "send", refuse)  # the sync client's transport
+        found, new_threads = asyncio.run(search())
+    assert found == expected and new_threads == set() and len(queried) == 1
+
+
+def test_each_event_loop_gets_its_own_client_closed_with_the_loop(
+    server_store: QdrantEpisodicStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[AsyncQdrantClient] = []
+
+    class Counted(AsyncQdrantClient):
+        def __init__(self, **options: Any) -> None:
+            super().__init__(**options)
+            opened.append(self)
+
+    monkeypatch.setattr(episodic, "AsyncQdrantClient", Counted)
+    store = server_store
+    fill(store)
+
+    async def search() -> list[str]:
+        hits = await store.asearch("j", "ns", EMBED.embed_query(QUERIES[1]), 1)
+        return [hit["feedback_id"] for hit in hits]
+
+    # Two asyncio.run calls: a client kept from the first loop would fail on the second.
+    assert asyncio.run(search()) == asyncio.run(search()) == ["1"]
+    assert len(opened) == 2 and all(client._client.closed for client in opened)
+
+    async def search_then_close() -> list[str]:
+        found = await search()
+        await store.aclose()
+        return found + await search()  # a later asearch on the same loop opens another
+
+    assert asyncio.run(search_then_close()) == ["1", "1"]
+    assert len(opened) == 4 and all(client._client.closed for client in opened)
+
+
+def test_many_concurrent_asearches_are_each_right(server_store: QdrantEpisodicStore) -> None:
+    store = server_store
+    fill(store)
+    texts = [QUERIES[n % len(QUERIES)] for n in range(50)]
+
+    async def many() -> list[list[Any]]:
+        return await asyncio.gather(*(store.asearch("j", "ns", EMBED.embed_query(text), 2) for text in texts))
+
+    found = asyncio.run(many())
+    assert found == [store.search("j", "ns", EMBED.embed_query(text), 2) for text in texts]
+    assert [hits[0]["feedback_id"] for hits in found] == [str(n % len(QUERIES)) for n in range(50)]
+
+
+def test_close_leaves_no_socket_or_thread(keepalive_url: str) -> None:
+    gc.collect()
+    threads_before, sockets_before = set(threading.enumerate()), sockets()
+    client = QdrantClient(url=keepalive_url, limits=httpx.Limits(max_keepalive_connections=8))
+    store = QdrantEpisodicStore(client=client)
+    fill(store)
+
+    async def many() -> None:
+        await asyncio.gather(*(store.asearch("j", "ns", EMBED.embed_query(text), 2) for text in QUERIES * 5))
+
+    asyncio.run(many())  # this loop's client closes as asyncio.run shuts the loop down
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(many())  # this one is still open when the store closes
+    bare = asyncio.new_event_loop()
+    bare.run_until_complete(many())
+    bare.close()  # closed without asyncio.run's shutdown: its client is left for close() to drop
+    assert settled(sockets_before) > sockets_before  # the kept-alive connections are visible here
+    store.close()
+    client.close()
+    loop.close()
+    gc.collect()
+    assert settled(sockets_before) <= sockets_before
+    assert set(threading.enumerate()) <= threads_before
+
+
+def test_an_unreachable_server_is_a_clear_error_from_asearch() -> None:
+    with QdrantEpisodicStore(url="http://127.0.0.1:1") as store:
+        with pytest.raises(EpisodicStoreError, match=r"Qdrant at http://127.0.0.1:1 failed.*MEMALIGN_QDRANT_URL"):
+            asyncio.run(store.asearch("j", "ns", EMBED.embed_query("x"), 3))
+
+
+@pytest.mark.filterwarnings("ignore:Api key is used with an insecure connection")
+def test_the_api_key_is_sent_and_a_missing_one_is_refused_clearly() -> None:
+    with running_qdrant_rest(api_key="s3cret") as url:
+        with QdrantEpisodicStore(url=url, api_key="s3cret") as keyed:
+            fill(keyed)
+            hits = asyncio.run(keyed.asearch("j", "ns", EMBED.embed_query(QUERIES[2]), 1))
+            assert [hit["feedback_id"] for hit in hits] == ["2"]
+        with QdrantEpisodicStore(url=url) as keyless:
+            with pytest.raises(EpisodicStoreError, match=rf"(?s)Qdrant at {url} failed.*401.*Must provide an API key"):
+                asyncio.run(keyless.asearch("j", "ns", EMBED.embed_query("x"), 1))
+        with QdrantEpisodicStore(url=url, api_key="wrong") as wrong:
+            with pytest.raises(EpisodicStoreError, match="403"):
+                wrong.search("j", "ns", EMBED.embed_query("x"), 1)
+
+
+def test_a_given_async_client_is_used_and_left_open(keepalive_url: str) -> None:
+    with pytest.raises(ValueError, match="async_client= goes with client="):
+        QdrantEpisodicStore(async_client=AsyncQdrantClient(url=keepalive_url, check_compatibility=False))
+
+    async def run() -> list[Any]:
+        mine = AsyncQdrantClient(url=keepalive_url, check_compatibility=False)
+        store = QdrantEpisodicStore(client=QdrantClient(url=keepalive_url), async_client=mine)
+        fill(store)
+        hits = await store.asearch("j", "ns", EMBED.embed_query(QUERIES[3]), 1)
+        store.close()
+        assert (await mine.get_collections()).collections  # still open: it is the caller's
+        await mine.close()
+        return hits
+
+    assert [hit["feedback_id"] for hit in asyncio.run(run())] == ["3"]
+
+
+def test_asearch_after_close_is_a_clear_error(keepalive_url: str) -> None:
+    store = QdrantEpisodicStore(url=keepalive_url)
+    store.close()
+    with pytest.raises(EpisodicStoreError, match="is closed"):
+        asyncio.run(store.asearch("j", "ns", EMBED.embed_query("x"), 1))
