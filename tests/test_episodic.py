@@ -406,12 +406,14 @@ def test_a_given_async_client_is_used_and_left_open(keepalive_url: str) -> None:
 
     async def run() -> list[Any]:
         mine = AsyncQdrantClient(url=keepalive_url, check_compatibility=False)
-        store = QdrantEpisodicStore(client=QdrantClient(url=keepalive_url), async_client=mine)
+        sync = QdrantClient(url=keepalive_url)
+        store = QdrantEpisodicStore(client=sync, async_client=mine)
         fill(store)
         hits = await store.asearch("j", "ns", EMBED.embed_query(QUERIES[3]), 1)
         store.close()
         assert (await mine.get_collections()).collections  # still open: it is the caller's
         await mine.close()
+        sync.close()
         return hits
 
     assert [hit["feedback_id"] for hit in asyncio.run(run())] == ["3"]
