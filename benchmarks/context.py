@@ -40,7 +40,14 @@ class Sizes:
     token_steps: tuple[int, ...] = (0, 10, 50, 100, 200, 500, 1000)
     token_judgments: int = 20
     batch_judgments: int = 1000
-    batch_runs: tuple[tuple[str, int], ...] = (("batch", 16), ("batch", 32), ("batch", 64), ("abatch", 64))
+    batch_runs: tuple[tuple[str, int], ...] = (
+        ("batch", 16),
+        ("batch", 32),
+        ("batch", 64),
+        ("abatch", 16),
+        ("abatch", 32),
+        ("abatch", 64),
+    )
     scale_points: int = 100_000
     query_samples: int = 20
     minilm: bool = True

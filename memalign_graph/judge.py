@@ -82,6 +82,7 @@ class MemAlignJudge:
         self._sqlite: sqlite3.Connection | None = None
         self._lock_dir: Path | None = None
         try:
+            self._owns_episodic_store = episodic_store is None
             self.episodic_store = episodic_store or self._open_episodic_store(home, qdrant_url, qdrant_api_key)
             self.checkpointer = checkpointer or self._open_checkpointer(home, postgres_url)
         except BaseException:
@@ -375,6 +376,8 @@ class MemAlignJudge:
         """`close` from async code: this event loop's connections are closed on it, then the rest."""
         if self._async_checkpointer is not None:
             await self._async_checkpointer.aclose()
+        if self._owns_episodic_store and hasattr(self.episodic_store, "aclose"):
+            await self.episodic_store.aclose()
         self.close()
 
     def __enter__(self) -> MemAlignJudge:

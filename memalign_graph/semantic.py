@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -72,6 +73,7 @@ class CheckpointSemanticMemory:
     ) -> None:
         self._checkpointer = checkpointer
         self._async_checkpointer = async_checkpointer
+        self._probes: PerLoop[dict[str, SharedProbe]] = PerLoop(_new_probes, _no_cleanup)
         self._cache: dict[str, SemanticSnapshot] = {}
         self._lock = threading.Lock()
 
@@ -89,7 +91,10 @@ class CheckpointSemanticMemory:
         saver = await self._async_checkpointer.get() if self._async_checkpointer else self._checkpointer
         if not has_async_reads(saver):
             return await asyncio.to_thread(self.read, judge, namespace)
-        cached = self._cached_snapshot(thread_id, await alatest_checkpoint_id(saver, thread_id))
+        probes = await self._probes.get()
+        probe = probes.setdefault(thread_id, SharedProbe())
+        latest_id = await probe.ask(lambda: alatest_checkpoint_id(saver, thread_id))
+        cached = self._cached_snapshot(thread_id, latest_id)
         if cached is not None:
             return cached
         return self._remember(thread_id, await saver.aget_tuple(_latest(thread_id)))
@@ -114,6 +119,42 @@ class CheckpointSemanticMemory:
         with self._lock:
             self._cache[thread_id] = snapshot
         return snapshot
+
+
+class SharedProbe:
+    """Lets concurrent async judgments share the query for the latest checkpoint id, never a stale one.
+
+    A judgment reuses an answer only from a query that began after the judgment arrived, so it still sees
+    every alignment committed before it asked; under load, two queries serve any number of judgments
+    in flight. Without this, each judgment waits its turn on the saver's one connection: with aiosqlite
+    every query is a hand-off to its thread, up to 5 ms each while the loop is busy (Python's GIL
+    switch interval), and 16 judgments in flight spent ~40 ms each there.
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._started = 0
+        self._answered = 0  # the number of the query that gave `_answer`
+        self._answer: str | None = None
+
+    async def ask(self, query: Callable[[], Awaitable[str | None]]) -> str | None:
+        arrived_after = self._started
+        async with self._lock:
+            if self._answered > arrived_after:
+                return self._answer
+            self._started += 1
+            number = self._started
+            self._answer = await query()
+            self._answered = number
+            return self._answer
+
+
+async def _new_probes() -> dict[str, SharedProbe]:
+    return {}
+
+
+async def _no_cleanup(probes: dict[str, SharedProbe]) -> None:
+    probes.clear()
 
 
 def _latest(thread_id: str) -> RunnableConfig:
@@ -159,9 +200,8 @@ async def alatest_checkpoint_id(checkpointer: BaseCheckpointSaver, thread_id: st
     if name == "AsyncSqliteSaver":
         await checkpointer.setup()  # type: ignore[attr-defined]
         async with checkpointer.lock:  # type: ignore[attr-defined]
-            async with checkpointer.conn.execute(_LATEST_SQL.replace("%s", "?"), (thread_id,)) as cursor:  # type: ignore[attr-defined]
-                row = await cursor.fetchone()
-        return row[0] if row else None
+            rows = await checkpointer.conn.execute_fetchall(_LATEST_SQL.replace("%s", "?"), (thread_id,))  # type: ignore[attr-defined]
+        return next(iter(rows))[0] if rows else None
     if name == "AsyncPostgresSaver":
         async with checkpointer._cursor() as cursor:  # type: ignore[attr-defined]
             await cursor.execute(_LATEST_SQL, (thread_id,))

@@ -1,0 +1,113 @@
+"""Async judging on the event loop: memory read through async savers, many judgments in one thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+
+from fakes import ScriptedChatModel
+from memalign_graph import Feedback, MemAlignJudge
+from memalign_graph.semantic import SharedProbe
+
+RULE = "Answer true when the text mentions {word}."
+
+
+def teach(judge: MemAlignJudge, word: str) -> None:
+    judge.align([Feedback(id=word, inputs=f"about {word}", outputs=word, value=True, rationale=RULE.format(word=word))])
+
+
+class SyncReadsRefused:
+    """Wraps a sync saver's reads so a test fails if async judging falls back to them."""
+
+    def __init__(self, judge: MemAlignJudge, monkeypatch: pytest.MonkeyPatch) -> None:
+        saver = judge.checkpointer
+        self.reads = 0
+
+        def get_tuple(config: Any) -> Any:
+            self.reads += 1
+            return type(saver).get_tuple(saver, config)
+
+        monkeypatch.setattr(saver, "get_tuple", get_tuple)
+
+
+def test_async_judging_reads_memory_through_the_async_saver(make_judge, tone_spec, monkeypatch) -> None:
+    judge = make_judge(tone_spec)
+    teach(judge, "sorry")
+    sync_reads = SyncReadsRefused(judge, monkeypatch)
+
+    verdict = asyncio.run(judge.ajudge(inputs="late parcel", outputs="so sorry"))
+
+    assert verdict["score"] is True and "sorry" in verdict["comment"]
+    # InMemorySaver's async read is its sync read of a dict; SQLite and Postgres must not be read sync.
+    assert sync_reads.reads == (1 if isinstance(judge.checkpointer, InMemorySaver) else 0)
+
+
+def test_async_judging_sees_each_alignment_at_once(make_judge, tone_spec) -> None:
+    """The guidelines cached by checkpoint id are dropped as soon as an alignment writes a new one."""
+    judge = make_judge(tone_spec)
+
+    async def judge_before_and_after_alignment() -> list[Any]:
+        first = await judge.ajudge(inputs="q", outputs="thanks")
+        await asyncio.to_thread(teach, judge, "thanks")  # another writer, while this loop keeps its connection
+        second = await judge.ajudge(inputs="q", outputs="thanks")
+        return [first["score"], second["score"]]
+
+    assert asyncio.run(judge_before_and_after_alignment()) == [False, True]
+
+
+def test_each_event_loop_gets_its_own_connection_closed_with_it(make_judge, tone_spec) -> None:
+    judge = make_judge(tone_spec)
+    teach(judge, "sorry")
+    before = {thread.ident for thread in threading.enumerate()}
+    for _ in range(3):  # a connection kept from a finished loop would fail here
+        assert asyncio.run(judge.ajudge(inputs="q", outputs="sorry"))["score"] is True
+    assert {thread.ident for thread in threading.enumerate()} <= before  # aiosqlite's thread went with its loop
+
+
+def test_abatch_keeps_max_concurrency_judgments_in_flight_on_the_event_loop(make_judge, tone_spec) -> None:
+    model = ScriptedChatModel(latency_s=0.05)
+    judge = make_judge(tone_spec, model=model)
+    teach(judge, "sorry")
+
+    verdicts = asyncio.run(
+        judge.abatch([{"inputs": f"q{n}", "outputs": "sorry"} for n in range(48)], max_concurrency=16)
+    )
+
+    assert [verdict["score"] for verdict in verdicts] == [True] * 48
+    assert model.max_in_flight == 16
+    assert {call["thread"] for call in model.calls_of("verdict")} == {threading.current_thread().name}
+
+
+def test_async_context_manager_closes_the_loops_connection(backend, embeddings, model, tone_spec) -> None:
+    async def use() -> MemAlignJudge:
+        async with MemAlignJudge(tone_spec, model, embeddings=embeddings, **backend) as judge:
+            await judge.ajudge(inputs="q", outputs="a")
+            return judge
+
+    judge = asyncio.run(use())
+    assert judge._closers == []
+
+
+def test_concurrent_reads_share_memory_queries_but_never_an_answer_older_than_themselves() -> None:
+    probe = SharedProbe()
+    queries: list[int] = []
+
+    async def latest_id() -> str:
+        queries.append(1)
+        number = str(len(queries))
+        await asyncio.sleep(0.01)
+        return number
+
+    async def main() -> tuple[str | None, list[str | None]]:
+        first = asyncio.create_task(probe.ask(latest_id))
+        await asyncio.sleep(0)  # the first query is in flight: later arrivals may not reuse it
+        later = await asyncio.gather(*(probe.ask(latest_id) for _ in range(20)))
+        return await first, later
+
+    first, later = asyncio.run(main())
+    assert first == "1" and later == ["2"] * 20
+    assert len(queries) == 2
