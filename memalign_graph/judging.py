@@ -7,7 +7,7 @@ when the model's answer is not a valid value, until the attempts run out.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
@@ -28,6 +28,8 @@ from memalign_graph.spec import JudgeSpec
 from memalign_graph.state import JudgeContext, JudgeInput, JudgeOutput, JudgeState, MemoryUsed, Verdict
 from memalign_graph.structured import StructuredOutputError, ainvoke_structured, invoke_structured
 from memalign_graph.working_memory import build_judge_prompt
+
+T = TypeVar("T")
 
 _TRANSIENT_NAMES = ("Timeout", "RateLimit", "Connection", "Unavailable", "Overloaded", "InternalServer")
 
@@ -65,10 +67,11 @@ def verdict_schema(spec: JudgeSpec) -> dict[str, Any]:
     }
 
 
-def inline(step: Callable[[JudgeState], dict[str, Any]]) -> RunnableLambda:
-    """A CPU-only step that async runs call directly, not through a worker thread."""
+def inline(step: Callable[[JudgeState], T]) -> RunnableLambda:
+    """A CPU-only step (a node or a routing function) that async runs call directly. LangGraph runs a
+    plain sync function in a worker thread under `ainvoke`, one hand-off per judgment."""
 
-    async def run(state: JudgeState) -> dict[str, Any]:
+    async def run(state: JudgeState) -> T:
         return step(state)
 
     return RunnableLambda(step, afunc=run, name=step.__name__)
@@ -254,5 +257,5 @@ def build_judge_graph(
     builder.add_edge("retrieve", "build_working_memory")
     builder.add_edge("build_working_memory", "judge")
     builder.add_edge("judge", "parse")
-    builder.add_conditional_edges("parse", after_parse, ["judge", END])
+    builder.add_conditional_edges("parse", inline(after_parse), ["judge", END])
     return builder.compile(name=name)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import traceback
 from typing import Any
 
 import pytest
+from conftest import postgres_schema
 from langgraph.checkpoint.memory import InMemorySaver
 
 from fakes import ScriptedChatModel
 from memalign_graph import Feedback, MemAlignJudge
 from memalign_graph.semantic import SharedProbe
+from qdrant_rest import running_qdrant_rest
 
 RULE = "Answer true when the text mentions {word}."
 
@@ -111,3 +114,47 @@ def test_concurrent_reads_share_memory_queries_but_never_an_answer_older_than_th
     first, later = asyncio.run(main())
     assert first == "1" and later == ["2"] * 20
     assert len(queries) == 2
+
+
+def test_on_postgres_and_a_qdrant_server_async_judging_uses_no_worker_thread(
+    tone_spec, embeddings, tmp_path, monkeypatch
+) -> None:
+    """The scale-out stack's judging path: psycopg's async connection and AsyncQdrantClient, both awaited.
+
+    Loading a new version of memory is the exception: LangGraph's AsyncPostgresSaver deserializes a
+    checkpoint's pending writes in a worker thread. Every judgment after that reads by checkpoint id.
+    """
+    model = ScriptedChatModel(latency_s=0.1)
+    asked: list[str] = []
+
+    def record(original: Any) -> Any:
+        def asking(*args: Any, **kwargs: Any) -> Any:
+            asked.append("".join(traceback.format_stack(limit=14)))
+            return original(*args, **kwargs)
+
+        return asking
+
+    with running_qdrant_rest() as qdrant_url, postgres_schema() as postgres_url:
+        judge = MemAlignJudge(
+            tone_spec, model, embeddings=embeddings, home=tmp_path, qdrant_url=qdrant_url, postgres_url=postgres_url
+        )
+        teach(judge, "sorry")
+
+        async def judge_many() -> list[Any]:
+            async with judge:
+                await judge.ajudge(inputs="q", outputs="sorry")  # loads this version of memory
+                monkeypatch.setattr(
+                    asyncio.BaseEventLoop, "run_in_executor", record(asyncio.BaseEventLoop.run_in_executor)
+                )
+                monkeypatch.setattr(threading.Thread, "start", record(threading.Thread.start))
+                try:
+                    return await judge.abatch([{"inputs": f"q{n}", "outputs": "sorry"} for n in range(48)])
+                finally:
+                    monkeypatch.undo()
+
+        verdicts = asyncio.run(judge_many())
+
+    assert asked == [], asked[0]
+    assert [verdict["score"] for verdict in verdicts] == [True] * 48
+    assert all(verdict["metadata"]["episode_ids"] == ["sorry"] for verdict in verdicts)
+    assert model.max_in_flight == judge.max_concurrency
