@@ -151,3 +151,30 @@ def test_the_feedback_graph_interrupts_and_resumes(server: SyncLangGraphClient, 
         thread, "feedback", command={"resume": {"action": "correct", "value": True, "rationale": RULE}}, context=context
     )
     assert output["updated_verdict"]["score"] is True and output["alignment"]["added"]
+
+
+def test_served_graphs_keep_episodes_on_a_qdrant_server(server: SyncLangGraphClient, context: dict) -> None:
+    """The scale-out setting for served graphs: a run's `qdrant_url` puts its episodes on a Qdrant server
+    (the REST double here), and the server process searches it through AsyncQdrantClient."""
+    from qdrant_client import QdrantClient
+
+    from qdrant_rest import running_qdrant_rest
+
+    with running_qdrant_rest() as qdrant_url:
+        served = {**context, "qdrant_url": qdrant_url}
+        memory = memory_thread_id("support_tone", served["namespace"])
+        server.threads.create(thread_id=memory)
+        feedback = [{"id": "f1", "inputs": "late parcel", "outputs": "Sorry!", "value": True, "rationale": RULE}]
+        assert server.runs.wait(memory, "alignment", input={"feedback": feedback}, context=served)["report"]["added"]
+
+        thread = server.threads.create()["thread_id"]
+        verdict = server.runs.wait(
+            thread, "judging", input={"inputs": "refund?", "outputs": "So sorry!"}, context=served
+        )["verdict"]
+
+        qdrant = QdrantClient(url=qdrant_url, check_compatibility=False)
+        [collection] = qdrant.get_collections().collections
+        stored = qdrant.count(collection.name).count
+        qdrant.close()
+    assert verdict["score"] is True and verdict["metadata"]["episode_ids"] == ["f1"]
+    assert collection.name == "memalign_episodes" and stored == 1
