@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
-    size.add_argument("--full", action="store_true", help="also MiniLM at N=1000 and abatch at two concurrencies")
+    size.add_argument("--full", action="store_true", help="also MiniLM at N=1000")
     parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="run only these (repeatable)")
     parser.add_argument("--qdrant-url", default=os.environ.get("MEMALIGN_QDRANT_URL") or None)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results.json"), help="JSON results")

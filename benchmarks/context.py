@@ -57,7 +57,6 @@ PRESETS: dict[str, Sizes] = {
     "default": Sizes(),
     "full": Sizes(
         align_minilm_ns=(10, 50, 200, 1000),
-        batch_runs=(("batch", 16), ("batch", 32), ("batch", 64), ("abatch", 16), ("abatch", 64)),
     ),
     "quick": Sizes(
         align_ns=(10, 50, 200),
