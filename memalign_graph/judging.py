@@ -6,13 +6,13 @@ when the model's answer is not a valid value, until the attempts run out.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from langchain_core.runnables import RunnableLambda
+from langgraph._internal._runnable import RunnableCallable
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import get_runtime
@@ -67,14 +67,24 @@ def verdict_schema(spec: JudgeSpec) -> dict[str, Any]:
     }
 
 
-def inline(step: Callable[[JudgeState], T]) -> RunnableLambda:
-    """A CPU-only step (a node or a routing function) that async runs call directly. LangGraph runs a
-    plain sync function in a worker thread under `ainvoke`, one hand-off per judgment."""
+def node(step: Callable[..., Any], astep: Callable[..., Awaitable[Any]]) -> RunnableCallable:
+    """A node (or routing function) with a sync and an async body, wrapped as LangGraph wraps a plain function.
+
+    LangGraph's own `RunnableCallable` (the base of langgraph-prebuilt's ToolNode; internal, hence the
+    pin below 1.3) inspects its function once and opens no tracing span of its own. A `RunnableLambda`
+    did both on every call: judging took 7.0 ms of CPU (sync) and 9.8 ms (async) per judgment with it,
+    3.7 and 6.2 ms without. A plain sync function alone would run in a worker thread under `ainvoke`.
+    """
+    return RunnableCallable(step, astep, name=step.__name__, trace=False)
+
+
+def inline(step: Callable[[JudgeState], T]) -> RunnableCallable:
+    """A CPU-only step that async runs call directly on the event loop."""
 
     async def run(state: JudgeState) -> T:
         return step(state)
 
-    return RunnableLambda(step, afunc=run, name=step.__name__)
+    return node(step, run)
 
 
 def answered(state: JudgeState, answer: dict[str, Any], raw: str) -> dict[str, Any]:
@@ -249,9 +259,9 @@ def build_judge_graph(
         return "judge" if state.get("error") else END
 
     builder = StateGraph(JudgeState, context_schema=context_schema, input_schema=JudgeInput, output_schema=JudgeOutput)
-    builder.add_node("retrieve", RunnableLambda(retrieve, afunc=aretrieve, name="retrieve"))
+    builder.add_node("retrieve", node(retrieve, aretrieve))
     builder.add_node("build_working_memory", inline(build_working_memory))
-    builder.add_node("judge", RunnableLambda(judge, afunc=ajudge, name="judge"), retry_policy=MODEL_RETRY)
+    builder.add_node("judge", node(judge, ajudge), retry_policy=MODEL_RETRY)
     builder.add_node("parse", inline(parse))
     builder.add_edge(START, "retrieve")
     builder.add_edge("retrieve", "build_working_memory")
