@@ -7,6 +7,7 @@ process serving many concurrent judgments reads memory without a worker thread p
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -23,7 +24,13 @@ def async_sqlite_checkpointer(path: str | Path) -> PerLoop[BaseCheckpointSaver]:
         import aiosqlite
         from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-        saver = AsyncSqliteSaver(await aiosqlite.connect(str(path)))
+        connection = aiosqlite.connect(str(path))
+        worker = getattr(connection, "_thread", None)  # started by the await below
+        if isinstance(worker, threading.Thread):
+            # A reader's thread must not keep the process alive: aiosqlite's is not a daemon, so a loop
+            # closed without `shutdown_asyncgens` and a judge never closed would hang the exit.
+            worker.daemon = True
+        saver = AsyncSqliteSaver(await connection)
         await saver.setup()
         return saver
 

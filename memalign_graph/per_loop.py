@@ -61,13 +61,18 @@ class PerLoop(Generic[T]):
             await held[1].aclose()
 
     def close(self) -> None:
-        """Close the connections of loops still open, each on its own loop (from outside that loop)."""
+        """Close every connection: on its own loop while that loop lives, else on a short-lived one."""
         with self._lock:
             held = list(self._opened.items())
-        for loop, (_connection, keeper) in held:
+        for loop, (connection, keeper) in held:
             if loop.is_closed():
-                continue  # its shutdown already closed the connection
-            if loop.is_running():
+                # Closed without `shutdown_asyncgens` (a hand-made loop): close on a loop of our own.
+                with self._lock:
+                    self._opened.pop(loop, None)
+                    self._opening.pop(loop, None)
+                if _running_loop() is None:
+                    asyncio.run(self._close(connection))
+            elif loop.is_running():
                 if _running_loop() is loop:
                     loop.create_task(keeper.aclose())
                 else:

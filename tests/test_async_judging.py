@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 import traceback
 from typing import Any
@@ -158,3 +160,28 @@ def test_on_postgres_and_a_qdrant_server_async_judging_uses_no_worker_thread(
     assert [verdict["score"] for verdict in verdicts] == [True] * 48
     assert all(verdict["metadata"]["episode_ids"] == ["sorry"] for verdict in verdicts)
     assert model.max_in_flight == judge.max_concurrency
+
+
+def test_a_hand_made_loop_closed_without_shutdown_leaves_nothing_after_close(make_judge, tone_spec) -> None:
+    judge = make_judge(tone_spec)
+    before = {thread.ident for thread in threading.enumerate()}
+    loop = asyncio.new_event_loop()
+    assert loop.run_until_complete(judge.ajudge(inputs="q", outputs="a"))["score"] is False
+    loop.close()  # no shutdown_asyncgens: the loop never closed its connection itself
+    judge.close()
+    assert {thread.ident for thread in threading.enumerate()} <= before
+
+
+def test_a_script_that_never_closes_its_judge_still_exits(tmp_path) -> None:
+    script = f"""
+import asyncio
+from memalign_graph import Boolean, JudgeSpec, MemAlignJudge
+spec = JudgeSpec(name="j", instructions="ok?", output=Boolean())
+judge = MemAlignJudge(spec, "fake", embeddings="fake", home={str(tmp_path)!r})
+loop = asyncio.new_event_loop()
+print(loop.run_until_complete(judge.ajudge(inputs="q", outputs="a"))["score"])
+loop.close()
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
