@@ -12,6 +12,7 @@ from pathlib import Path
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from memalign_graph.config import POSTGRES_EXTRA_HELP, postgres_connection_help
 from memalign_graph.errors import ConfigurationError
 from memalign_graph.per_loop import PerLoop
 
@@ -46,16 +47,11 @@ def async_postgres_checkpointer(url: str) -> PerLoop[BaseCheckpointSaver]:
             from psycopg import AsyncConnection
             from psycopg.rows import dict_row
         except ImportError as error:
-            raise ConfigurationError(
-                "Semantic memory on Postgres needs the postgres extra: pip install 'memalign-graph[postgres]'."
-            ) from error
+            raise ConfigurationError(POSTGRES_EXTRA_HELP) from error
         try:
             connection = await AsyncConnection.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row)
         except Exception as error:  # noqa: BLE001 - the driver's message names the cause
-            raise ConfigurationError(
-                f"Cannot connect to Postgres for semantic memory ({error}). Check MEMALIGN_POSTGRES_URL "
-                "(e.g. postgresql://user:password@host:5432/dbname) and that the server is running."
-            ) from error
+            raise ConfigurationError(postgres_connection_help(error)) from error
         return AsyncPostgresSaver(connection)  # tables exist: the sync saver set them up
 
     return PerLoop(open_, _close_connection)

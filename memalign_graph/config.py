@@ -88,6 +88,16 @@ def local_minilm_embeddings() -> Embeddings:
     )
 
 
+POSTGRES_EXTRA_HELP = "Semantic memory on Postgres needs the postgres extra: pip install 'memalign-graph[postgres]'."
+
+
+def postgres_connection_help(error: Exception) -> str:
+    return (
+        f"Cannot connect to Postgres for semantic memory ({error}). Check MEMALIGN_POSTGRES_URL "
+        "(e.g. postgresql://user:password@host:5432/dbname) and that the server is running."
+    )
+
+
 def open_postgres_checkpointer(url: str) -> tuple[BaseCheckpointSaver, Callable[[], None]]:
     """A Postgres checkpointer for semantic memory (tables created if missing), and how to close it."""
     try:
@@ -95,16 +105,11 @@ def open_postgres_checkpointer(url: str) -> tuple[BaseCheckpointSaver, Callable[
         from psycopg import Connection
         from psycopg.rows import dict_row
     except ImportError as error:
-        raise ConfigurationError(
-            "Semantic memory on Postgres needs the postgres extra: pip install 'memalign-graph[postgres]'."
-        ) from error
+        raise ConfigurationError(POSTGRES_EXTRA_HELP) from error
     try:
         connection = Connection.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row)
     except Exception as error:  # noqa: BLE001 - the driver's message names the cause
-        raise ConfigurationError(
-            f"Cannot connect to Postgres for semantic memory ({error}). Check MEMALIGN_POSTGRES_URL "
-            "(e.g. postgresql://user:password@host:5432/dbname) and that the server is running."
-        ) from error
+        raise ConfigurationError(postgres_connection_help(error)) from error
     saver = PostgresSaver(connection)
     saver.setup()
     return saver, connection.close

@@ -25,6 +25,14 @@ def teach(judge: MemAlignJudge, word: str) -> None:
     judge.align([Feedback(id=word, inputs=f"about {word}", outputs=word, value=True, rationale=RULE.format(word=word))])
 
 
+def threads_left_since(before: set[int | None]) -> list[threading.Thread]:
+    """Threads started since `before` that do not end: a closed aiosqlite thread ends moments after close."""
+    started = [thread for thread in threading.enumerate() if thread.ident not in before]
+    for thread in started:
+        thread.join(timeout=5)
+    return [thread for thread in started if thread.is_alive()]
+
+
 class SyncReadsRefused:
     """Wraps a sync saver's reads so a test fails if async judging falls back to them."""
 
@@ -70,7 +78,7 @@ def test_each_event_loop_gets_its_own_connection_closed_with_it(make_judge, tone
     before = {thread.ident for thread in threading.enumerate()}
     for _ in range(3):  # a connection kept from a finished loop would fail here
         assert asyncio.run(judge.ajudge(inputs="q", outputs="sorry"))["score"] is True
-    assert {thread.ident for thread in threading.enumerate()} <= before  # aiosqlite's thread went with its loop
+    assert threads_left_since(before) == []  # aiosqlite's thread went with its loop
 
 
 def test_abatch_keeps_max_concurrency_judgments_in_flight_on_the_event_loop(make_judge, tone_spec) -> None:
@@ -169,7 +177,7 @@ def test_a_hand_made_loop_closed_without_shutdown_leaves_nothing_after_close(mak
     assert loop.run_until_complete(judge.ajudge(inputs="q", outputs="a"))["score"] is False
     loop.close()  # no shutdown_asyncgens: the loop never closed its connection itself
     judge.close()
-    assert {thread.ident for thread in threading.enumerate()} <= before
+    assert threads_left_since(before) == []
 
 
 def test_a_script_that_never_closes_its_judge_still_exits(tmp_path) -> None:
