@@ -15,6 +15,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from memalign_graph.config import POSTGRES_EXTRA_HELP, postgres_connection_help
 from memalign_graph.errors import ConfigurationError
 from memalign_graph.per_loop import PerLoop
+from memalign_graph.semantic import is_saver
 
 
 def async_sqlite_checkpointer(path: str | Path) -> PerLoop[BaseCheckpointSaver]:
@@ -74,7 +75,7 @@ def async_twin(saver: BaseCheckpointSaver) -> PerLoop[BaseCheckpointSaver] | Non
     if isinstance(saver, SqliteSaver) and isinstance(saver.conn, sqlite3.Connection):
         path = saver.conn.execute("PRAGMA database_list").fetchone()[2]
         return async_sqlite_checkpointer(path) if path else None  # '' is an in-memory database
-    if type(saver).__name__ == "PostgresSaver":
+    if is_saver(saver, "PostgresSaver"):
         return async_postgres_checkpointer(_postgres_conninfo(saver.conn))  # type: ignore[attr-defined]
     return None
 

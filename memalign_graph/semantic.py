@@ -161,6 +161,12 @@ def _latest(thread_id: str) -> RunnableConfig:
     return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
 
 
+def is_saver(checkpointer: BaseCheckpointSaver, class_name: str) -> bool:
+    """Whether the saver is (or extends) LangGraph's saver of that name. Matched by name, so the optional
+    Postgres and aiosqlite packages are not imported; subclasses, as a server may bring, count too."""
+    return any(base.__name__ == class_name for base in type(checkpointer).__mro__)
+
+
 _LATEST_SQL = (
     "SELECT checkpoint_id FROM checkpoints WHERE thread_id = %s AND checkpoint_ns = '' "
     "ORDER BY checkpoint_id DESC LIMIT 1"
@@ -177,7 +183,7 @@ def latest_checkpoint_id(checkpointer: BaseCheckpointSaver, thread_id: str) -> s
             cursor.execute(_LATEST_SQL.replace("%s", "?"), (thread_id,))
             row = cursor.fetchone()
         return row[0] if row else None
-    if type(checkpointer).__name__ == "PostgresSaver":  # optional dependency: matched by name, not imported
+    if is_saver(checkpointer, "PostgresSaver"):
         with checkpointer._cursor() as cursor:  # type: ignore[attr-defined]
             cursor.execute(_LATEST_SQL, (thread_id,))
             row = cursor.fetchone()
@@ -187,7 +193,7 @@ def latest_checkpoint_id(checkpointer: BaseCheckpointSaver, thread_id: str) -> s
 
 def has_async_reads(checkpointer: BaseCheckpointSaver) -> bool:
     """Whether the saver reads checkpoints with its own async code (SqliteSaver's async methods only raise)."""
-    if isinstance(checkpointer, SqliteSaver) or type(checkpointer).__name__ == "PostgresSaver":
+    if isinstance(checkpointer, SqliteSaver) or is_saver(checkpointer, "PostgresSaver"):
         return False
     return type(checkpointer).aget_tuple is not BaseCheckpointSaver.aget_tuple
 
@@ -196,13 +202,12 @@ async def alatest_checkpoint_id(checkpointer: BaseCheckpointSaver, thread_id: st
     """`latest_checkpoint_id` through an async saver's own connection, for the event loop."""
     if isinstance(checkpointer, InMemorySaver):
         return latest_checkpoint_id(checkpointer, thread_id)  # a dict lookup
-    name = type(checkpointer).__name__  # optional dependencies: matched by name, not imported
-    if name == "AsyncSqliteSaver":
+    if is_saver(checkpointer, "AsyncSqliteSaver"):
         await checkpointer.setup()  # type: ignore[attr-defined]
         async with checkpointer.lock:  # type: ignore[attr-defined]
             rows = await checkpointer.conn.execute_fetchall(_LATEST_SQL.replace("%s", "?"), (thread_id,))  # type: ignore[attr-defined]
         return next(iter(rows))[0] if rows else None
-    if name == "AsyncPostgresSaver":
+    if is_saver(checkpointer, "AsyncPostgresSaver"):
         async with checkpointer._cursor() as cursor:  # type: ignore[attr-defined]
             await cursor.execute(_LATEST_SQL, (thread_id,))
             row = await cursor.fetchone()

@@ -15,7 +15,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from fakes import ScriptedChatModel
 from memalign_graph import Feedback, MemAlignJudge
-from memalign_graph.semantic import SharedProbe
+from memalign_graph.semantic import CheckpointSemanticMemory, SharedProbe
 from qdrant_rest import running_qdrant_rest
 
 RULE = "Answer true when the text mentions {word}."
@@ -193,3 +193,32 @@ loop.close()
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_a_servers_own_postgres_saver_is_read_by_checkpoint_id_too(tone_spec, model, embeddings, tmp_path) -> None:
+    """A saver extending LangGraph's AsyncPostgresSaver (as a server may bring) gets the cheap id query:
+    the guidelines are loaded once per version of memory, not once per judgment."""
+    pytest.importorskip("langgraph.checkpoint.postgres")
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from psycopg import AsyncConnection
+    from psycopg.rows import dict_row
+
+    with postgres_schema() as url:
+        with MemAlignJudge(tone_spec, model, embeddings=embeddings, home=tmp_path, postgres_url=url) as judge:
+            teach(judge, "sorry")
+
+        class ServerSaver(AsyncPostgresSaver):
+            loads = 0
+
+            async def aget_tuple(self, config: Any) -> Any:
+                ServerSaver.loads += 1
+                return await super().aget_tuple(config)
+
+        async def read_three_times() -> list[str]:
+            connection = await AsyncConnection.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row)
+            async with connection:
+                memory = CheckpointSemanticMemory(ServerSaver(connection))
+                return [(await memory.aread("support_tone", "default")).guidelines[0]["text"] for _ in range(3)]
+
+        assert asyncio.run(read_three_times()) == [RULE.format(word="sorry")] * 3
+        assert ServerSaver.loads == 1
