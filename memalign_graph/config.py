@@ -20,6 +20,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from memalign_graph.episodic import QdrantEpisodicStore
 from memalign_graph.errors import ConfigurationError
 
 MODEL_HELP = (
@@ -113,6 +114,22 @@ def open_postgres_checkpointer(url: str) -> tuple[BaseCheckpointSaver, Callable[
     saver = PostgresSaver(connection)
     saver.setup()
     return saver, connection.close
+
+
+def open_episodic_store(
+    *, home: str | Path | None = None, url: str | None = None, api_key: str | None = None
+) -> QdrantEpisodicStore:
+    """Episodes on the Qdrant server configured (argument, then `MEMALIGN_QDRANT_URL`), else local mode
+    under the memory folder. The facade, the command line and the served graphs all open it here, so a
+    LangGraph server started with `MEMALIGN_QDRANT_URL` keeps its episodes on that server too."""
+    url = url or os.environ.get("MEMALIGN_QDRANT_URL", "").strip() or None
+    if url is None:
+        return QdrantEpisodicStore(path=memory_home(home) / "episodes")
+    return QdrantEpisodicStore(
+        url=url,
+        api_key=api_key or os.environ.get("MEMALIGN_QDRANT_API_KEY", "").strip() or None,
+        prefer_grpc=os.environ.get("MEMALIGN_QDRANT_GRPC", "").strip().lower() in {"1", "true", "yes"},
+    )
 
 
 def memory_home(home: str | Path | None = None) -> Path:

@@ -22,9 +22,15 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from memalign_graph.alignment import create_alignment_graph
 from memalign_graph.async_checkpointers import async_twin
-from memalign_graph.config import memory_home, open_postgres_checkpointer, resolve_chat_model, resolve_embeddings
+from memalign_graph.config import (
+    memory_home,
+    open_episodic_store,
+    open_postgres_checkpointer,
+    resolve_chat_model,
+    resolve_embeddings,
+)
 from memalign_graph.consistency import ConsistencyReport, check, sync_episodes
-from memalign_graph.episodic import EpisodicStore, QdrantEpisodicStore
+from memalign_graph.episodic import EpisodicStore
 from memalign_graph.errors import InvalidValueError
 from memalign_graph.feedback import Feedback
 from memalign_graph.feedback_graph import create_feedback_graph
@@ -119,15 +125,7 @@ class MemAlignJudge:
         )
 
     def _open_episodic_store(self, home: str | Path | None, url: str | None, api_key: str | None) -> EpisodicStore:
-        url = url or os.environ.get("MEMALIGN_QDRANT_URL") or None
-        if url:
-            store = QdrantEpisodicStore(
-                url=url,
-                api_key=api_key or os.environ.get("MEMALIGN_QDRANT_API_KEY") or None,
-                prefer_grpc=os.environ.get("MEMALIGN_QDRANT_GRPC", "").strip().lower() in {"1", "true", "yes"},
-            )
-        else:
-            store = QdrantEpisodicStore(path=memory_home(home) / "episodes")
+        store = open_episodic_store(home=home, url=url, api_key=api_key)
         self._closers.append(store.close)
         return store
 

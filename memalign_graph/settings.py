@@ -17,7 +17,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 from pydantic import ValidationError
 
-from memalign_graph.config import memory_home, resolve_chat_model, resolve_embeddings
+from memalign_graph.config import open_episodic_store, resolve_chat_model, resolve_embeddings
 from memalign_graph.episodic import QdrantEpisodicStore
 from memalign_graph.errors import ConfigurationError
 from memalign_graph.feedback_graph import FeedbackContext
@@ -36,8 +36,9 @@ class MemAlignSettings(FeedbackContext):
 
     `model` and `embeddings` are `init_chat_model` / `init_embeddings` strings (unset: the environment's
     MEMALIGN_MODEL / MEMALIGN_EMBEDDINGS, then the local MiniLM for embeddings). Episodes live in
-    Qdrant at `qdrant_url`, else in local mode under `home`; semantic memory lives in the server's
-    checkpointer, on the judge's memory thread.
+    Qdrant at `qdrant_url`, else at the server process's `MEMALIGN_QDRANT_URL` (with its
+    `MEMALIGN_QDRANT_API_KEY`: keys stay out of run contexts), else in local mode under `home`;
+    semantic memory lives in the server's checkpointer, on the judge's memory thread.
     """
 
     judge: dict[str, Any] | None = None
@@ -102,10 +103,6 @@ def _shared(
     key = (model, embeddings, home, qdrant_url)
     with _shared_lock:
         if key not in _shared_cache:
-            store = (
-                QdrantEpisodicStore(url=qdrant_url)
-                if qdrant_url
-                else QdrantEpisodicStore(path=memory_home(home) / "episodes")
-            )
+            store = open_episodic_store(home=home, url=qdrant_url)
             _shared_cache[key] = (resolve_chat_model(model), resolve_embeddings(embeddings), store)
         return _shared_cache[key]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
@@ -67,3 +69,33 @@ def test_the_served_alignment_graph_only_runs_on_the_judges_memory_thread(settin
 def test_judging_without_any_semantic_memory_source_is_a_clear_error(settings: dict) -> None:
     with pytest.raises(ConfigurationError, match="no semantic memory to read"):
         judging_graph.invoke({"inputs": "q", "outputs": "a"}, context=settings)
+
+
+@pytest.mark.filterwarnings("ignore:Api key is used with an insecure connection")
+def test_served_graphs_keep_episodes_on_the_qdrant_server_the_environment_names(settings: dict, monkeypatch) -> None:
+    """The deploy stack configures the server process, not each run: MEMALIGN_QDRANT_URL and its key."""
+    from qdrant_client import QdrantClient
+
+    from memalign_graph.settings import _close_shared
+    from qdrant_rest import running_qdrant_rest
+
+    with running_qdrant_rest(api_key="s3cret") as url:
+        monkeypatch.setenv("MEMALIGN_QDRANT_URL", url)
+        monkeypatch.setenv("MEMALIGN_QDRANT_API_KEY", "s3cret")
+        saver = InMemorySaver()
+        align = alignment_graph.copy(update={"checkpointer": saver})
+        judging = judging_graph.copy(update={"checkpointer": saver})
+        thread = {"configurable": {"thread_id": memory_thread_id("grader", "team-a")}}
+        feedback = [{"id": "f", "inputs": "q", "outputs": "meh", "value": "bad", "rationale": "Meh is bad."}]
+        try:
+            align.invoke({"feedback": feedback}, thread, context=settings)
+            verdict = judging.invoke(
+                {"inputs": "q", "outputs": "meh"}, {"configurable": {"thread_id": "t"}}, context=settings
+            )
+            qdrant = QdrantClient(url=url, api_key="s3cret", check_compatibility=False)
+            stored = qdrant.count("memalign_episodes").count
+            qdrant.close()
+        finally:
+            _close_shared()
+    assert stored == 1 and verdict["verdict"]["metadata"]["episode_ids"] == ["f"]
+    assert not (Path(settings["home"]) / "episodes").exists()
