@@ -66,11 +66,20 @@ async def collection_exists(request: Request, engine: QdrantLocal) -> Any:
 
 
 async def get_collection(request: Request, engine: QdrantLocal) -> Any:
-    return engine.get_collection(_collection(request))
+    info = engine.get_collection(_collection(request))
+    asked = _hnsw_asked.get((id(engine), _collection(request)))
+    if asked is not None:  # local mode has no HNSW: report what the collection was created with, as a server does
+        info.config.hnsw_config = info.config.hnsw_config.model_copy(update=asked.model_dump(exclude_none=True))
+    return info
+
+
+_hnsw_asked: dict[tuple[int, str], models.HnswConfigDiff] = {}
 
 
 async def create_collection(request: Request, engine: QdrantLocal) -> Any:
     body = await _body(request, models.CreateCollection)
+    if body.hnsw_config is not None:
+        _hnsw_asked[(id(engine), _collection(request))] = body.hnsw_config
     return engine.create_collection(
         _collection(request),
         vectors_config=body.vectors,

@@ -93,6 +93,18 @@ def test_the_shared_layout_keeps_every_tenant_in_one_collection(tmp_path: Path) 
         assert shared.client.count("memalign_episodes").count == 2 and shared.count("a", "ns1") == 1
 
 
+@pytest.mark.parametrize("store", ["rest-double", "server"], indirect=True)  # local mode has no HNSW graph
+def test_a_servers_shared_collection_gets_tenant_indexes_and_a_graph_per_tenant(store: QdrantEpisodicStore) -> None:
+    """Qdrant's multitenancy advice for collections only ever searched within one tenant."""
+    put(store, "j", "ns", record("1", "x"))
+    put(store, "j", "ns", record("2", "y"))  # the collection exists now: created once, indexes asked once
+    info = store.client.get_collection(store._shared_collection)
+    assert (info.config.hnsw_config.m, info.config.hnsw_config.payload_m) == (0, 16)
+    if os.environ.get("QDRANT_URL"):  # the double accepts payload indexes without keeping them
+        schema = info.payload_schema
+        assert all(schema[key].params.is_tenant for key in ("metadata.namespace", "metadata.judge"))
+
+
 def test_ids_are_stable_and_names_unique() -> None:
     assert point_id("j", "ns", "fb-1") == point_id("j", "ns", "fb-1")
     assert point_id("j", "ns", "fb-1") != point_id("j", "other", "fb-1")
