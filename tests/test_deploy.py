@@ -38,6 +38,11 @@ def test_the_compose_stack_wires_the_settings_the_code_reads() -> None:
     environment = api["environment"]
     assert {"DATABASE_URI", "REDIS_URI"} <= set(environment)
     assert environment["MEMALIGN_QDRANT_URL"] == "http://qdrant:6333"
+    qdrant = compose["services"]["qdrant"]
+    assert not qdrant["image"].endswith(":latest}"), "pin Qdrant's release to the client's"
+    # The server demands the key the graphs send; an empty key would admit anyone, so it is required.
+    assert qdrant["environment"]["QDRANT__SERVICE__API_KEY"].startswith("${MEMALIGN_QDRANT_API_KEY:?")
+    assert environment["MEMALIGN_QDRANT_API_KEY"] == "${MEMALIGN_QDRANT_API_KEY}"
     source = "\n".join(path.read_text() for path in (ROOT / "memalign_graph").rglob("*.py"))
     for name in environment:
         if name.startswith("MEMALIGN_"):
