@@ -19,6 +19,7 @@ from memalign_graph.feedback import Feedback
 from memalign_graph.feedback_graph import ExpertReview, FeedbackContext, create_feedback_graph
 from memalign_graph.judge import MemAlignJudge
 from memalign_graph.judging import create_judge_graph
+from memalign_graph.migration import ServedMemory
 from memalign_graph.semantic import CheckpointSemanticMemory, SemanticMemoryReader, memory_thread_id
 from memalign_graph.spec import Boolean, Categorical, JudgeSpec, Pairwise, Score
 from memalign_graph.state import (
@@ -53,6 +54,7 @@ __all__ = [
     "QdrantEpisodicStore",
     "Score",
     "SemanticMemoryReader",
+    "ServedMemory",
     "Verdict",
     "VerdictParseError",
     "create_alignment_graph",

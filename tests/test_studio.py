@@ -178,3 +178,77 @@ def test_served_graphs_keep_episodes_on_a_qdrant_server(server: SyncLangGraphCli
         qdrant.close()
     assert verdict["score"] is True and verdict["metadata"]["episode_ids"] == ["f1"]
     assert collection.name == "memalign_episodes" and stored == 1
+
+
+def test_local_memory_moves_into_the_served_stack_and_back_unchanged(
+    server: SyncLangGraphClient, context: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Moving to the deploy stack: export from the embedded stores, `memalign memory import --server` puts
+    semantic memory on the server's memory thread (through its API) and the episodes on its Qdrant server;
+    served judging then uses the same memory, and an export from the server gives back the same file."""
+    from memalign_graph import Feedback, JudgeSpec, MemAlignJudge
+    from memalign_graph.cli import main
+    from qdrant_rest import running_qdrant_rest
+
+    spec, namespace = JudgeSpec.model_validate(JUDGE), context["namespace"]
+    (tmp_path / "judge.json").write_text(json.dumps(JUDGE))
+    feedback = [
+        Feedback(id="f1", inputs="late parcel", outputs="Sorry, it ships today.", value=True, rationale=RULE),
+        Feedback(id="f2", inputs="refund?", outputs="Wait.", value=False, rationale="Answer false on 'wait'."),
+    ]
+    example = {"inputs": "where is my refund?", "outputs": "So sorry, it is on its way."}
+    with MemAlignJudge(spec, "fake", embeddings="fake", home=tmp_path / "local", namespace=namespace) as local:
+        local.align(feedback)
+        expected = local.judge(**example)
+        local.export_memory(tmp_path / "memory.json")
+
+    url = str(server.http.client.base_url).rstrip("/")
+    cli = ["--spec", str(tmp_path / "judge.json"), "--namespace", namespace, "--home", str(tmp_path / "ops")]
+    memory = memory_thread_id("support_tone", namespace)
+    with running_qdrant_rest() as qdrant_url:
+        monkeypatch.setenv("MEMALIGN_QDRANT_URL", qdrant_url)
+        assert main(["memory", "import", str(tmp_path / "memory.json"), *cli, "--server", url]) == 0
+        versions = len(server.threads.get_history(memory))
+        assert main(["memory", "import", str(tmp_path / "memory.json"), *cli, "--server", url]) == 0
+        assert len(server.threads.get_history(memory)) == versions  # idempotent: no new version
+
+        served = {**context, "qdrant_url": qdrant_url}
+        thread = server.threads.create()["thread_id"]
+        verdict = server.runs.wait(thread, "judging", input=example, context=served)["verdict"]
+        assert main(["memory", "export", str(tmp_path / "back.json"), *cli, "--server", url]) == 0
+
+    assert (verdict["score"], verdict["comment"]) == (expected["score"], expected["comment"])
+    for used in ("guideline_ids", "episode_ids"):
+        assert verdict["metadata"][used] == expected["metadata"][used] and expected["metadata"][used]
+    assert json.loads((tmp_path / "back.json").read_text()) == json.loads((tmp_path / "memory.json").read_text())
+
+
+def test_moving_memory_to_a_server_without_its_qdrant_says_what_to_set(
+    server: SyncLangGraphClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from memalign_graph import JudgeSpec
+    from memalign_graph.cli import main
+    from memalign_graph.migration import EXPORT_FORMAT
+    from qdrant_rest import running_qdrant_rest
+
+    empty = {"format": EXPORT_FORMAT, "judge": JudgeSpec.model_validate(JUDGE).model_dump(mode="json")}
+    (tmp_path / "m.json").write_text(
+        json.dumps({**empty, "namespace": "default", "guidelines": {}, "records": {}, "episodes": {}})
+    )
+    (tmp_path / "judge.json").write_text(json.dumps(JUDGE))
+    args = [
+        "memory",
+        "import",
+        str(tmp_path / "m.json"),
+        "--spec",
+        str(tmp_path / "judge.json"),
+        "--home",
+        str(tmp_path),
+    ]
+    monkeypatch.delenv("MEMALIGN_QDRANT_URL", raising=False)
+    assert main([*args, "--server", str(server.http.client.base_url)]) == 2
+    assert "set MEMALIGN_QDRANT_URL" in capsys.readouterr().err
+    with running_qdrant_rest() as qdrant_url:
+        monkeypatch.setenv("MEMALIGN_QDRANT_URL", qdrant_url)
+        assert main([*args, "--server", "http://127.0.0.1:1"]) == 2
+    assert "cannot reach the LangGraph server at http://127.0.0.1:1" in capsys.readouterr().err

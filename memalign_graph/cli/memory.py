@@ -1,21 +1,25 @@
-"""`memalign memory show|history|rollback|forget`: read, version and delete what a judge has learned."""
+"""`memalign memory ...`: read, version, delete and move (export, import) what a judge has learned."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import httpx
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
 
+from memalign_graph import migration
 from memalign_graph.bulk import memory_ledger
 from memalign_graph.cli.common import NO_MODEL, CliError, open_judge, resolve_model, resolve_spec
-from memalign_graph.config import resolve_embeddings
+from memalign_graph.config import open_episodic_store, resolve_embeddings
 from memalign_graph.episodic import QdrantEpisodicStore
 from memalign_graph.errors import ConfigurationError, InvalidValueError
 from memalign_graph.judge import MemAlignJudge
@@ -28,7 +32,9 @@ EXAMPLE = """examples:
   memalign memory forget gl-9e2d... --judge support_tone --guidelines
   memalign memory verify --judge support_tone [--repair]
   memalign memory export memory.json --judge support_tone          # then, on the new stores:
-  MEMALIGN_POSTGRES_URL=postgresql://... memalign memory import memory.json --judge support_tone"""
+  MEMALIGN_POSTGRES_URL=postgresql://... memalign memory import memory.json --judge support_tone
+  MEMALIGN_QDRANT_URL=http://127.0.0.1:6333 MEMALIGN_QDRANT_API_KEY=... \
+    memalign memory import memory.json --judge support_tone --server http://127.0.0.1:8123"""
 
 
 def add_command(subcommands: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -59,6 +65,13 @@ def add_command(subcommands: argparse._SubParsersAction, parents: list[argparse.
     export.add_argument("file", help="the JSON file to write")
     import_ = _action(actions, "import", parents, "replace the judge's memory by an export (lossless, idempotent)")
     import_.add_argument("file", help="a file written by `memalign memory export`")
+    for parser in (export, import_):
+        parser.add_argument(
+            "--server",
+            metavar="URL",
+            help="the memory of the judge a LangGraph server serves (e.g. the deploy stack's http://127.0.0.1:8123): "
+            "semantic memory through its API, episodes on the Qdrant server at $MEMALIGN_QDRANT_URL",
+        )
 
 
 def _action(
@@ -192,23 +205,51 @@ def verify(args: argparse.Namespace) -> int:
 
 
 def export_memory(args: argparse.Namespace) -> int:
-    with _open(args) as judge:
-        written = judge.export_memory(args.file)
+    with _memory_location(args) as location:
+        written = migration.export_memory(location, args.file)
     print(f"wrote {written['guidelines']} guidelines, {written['records']} feedback, {written['episodes']} episodes")
     return 0
 
 
 def import_memory(args: argparse.Namespace) -> int:
-    with _open(args) as judge:
+    with _memory_location(args) as location:
         try:
-            held = judge.import_memory(args.file)
+            held = migration.import_memory(location, args.file)
         except InvalidValueError as error:
             raise CliError(str(error)) from error
     print(
-        f"{judge.spec.name!r} now holds {held['guidelines']} guidelines, {held['records']} feedback, "
-        f"{held['episodes']} episodes"
+        f"{location.spec.name!r} now holds {held['guidelines']} guidelines, {held['records']} feedback, "
+        f"{held['episodes']} episodes" + (f" on {args.server}" if args.server else "")
     )
     return 0
+
+
+@contextmanager
+def _memory_location(args: argparse.Namespace) -> Iterator[migration.MemoryLocation]:
+    """The judge's memory in this home's stores, or, with --server, that of the judge the server serves."""
+    if not args.server:
+        with _open(args) as judge:
+            yield migration.JudgeMemory(judge)
+        return
+    from langgraph_sdk import get_sync_client
+    from langgraph_sdk.errors import APIConnectionError, APIStatusError
+
+    spec = resolve_spec(args, save=False)
+    if not os.environ.get("MEMALIGN_QDRANT_URL", "").strip():
+        raise CliError(
+            "--server: the served graphs keep episodes on a Qdrant server; set MEMALIGN_QDRANT_URL (and "
+            "MEMALIGN_QDRANT_API_KEY) to the one the LangGraph server uses, e.g. http://127.0.0.1:6333"
+        )
+    client = get_sync_client(url=args.server)  # its API key from LANGGRAPH_API_KEY or LANGSMITH_API_KEY
+    try:
+        with open_episodic_store() as store:
+            yield migration.ServedMemory(client, spec, episodic_store=store, namespace=args.namespace)
+    except (APIConnectionError, httpx.TransportError) as error:
+        raise CliError(f"--server: cannot reach the LangGraph server at {args.server}: {error}") from error
+    except APIStatusError as error:
+        raise CliError(f"--server: the LangGraph server at {args.server} refused: {error}") from error
+    finally:
+        client.close()
 
 
 RUNS = {
