@@ -8,6 +8,7 @@
 | memory folder | `MEMALIGN_HOME` | `./.memalign` |
 | semantic memory on Postgres | `MEMALIGN_POSTGRES_URL` | SQLite file in `MEMALIGN_HOME` |
 | Qdrant server | `MEMALIGN_QDRANT_URL`, `MEMALIGN_QDRANT_API_KEY`, `MEMALIGN_QDRANT_GRPC=1` | local `HOME/episodes` |
+| episode layout | `MEMALIGN_QDRANT_LAYOUT` (shared, collection_per_judge), `MEMALIGN_QDRANT_COLLECTION` | per server |
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from memalign_graph.episodic import QdrantEpisodicStore
+from memalign_graph.episodic import LAYOUTS, SHARED_COLLECTION, QdrantEpisodicStore
 from memalign_graph.errors import ConfigurationError
 
 MODEL_HELP = (
@@ -122,14 +123,26 @@ def open_episodic_store(
     """Episodes on the Qdrant server configured (argument, then `MEMALIGN_QDRANT_URL`), else local mode
     under the memory folder. The facade, the command line and the served graphs all open it here, so a
     LangGraph server started with `MEMALIGN_QDRANT_URL` keeps its episodes on that server too."""
-    url = url or os.environ.get("MEMALIGN_QDRANT_URL", "").strip() or None
+    url = url or _env("MEMALIGN_QDRANT_URL") or None
+    layout = _env("MEMALIGN_QDRANT_LAYOUT") or None
+    if layout not in (None, *LAYOUTS):
+        raise ConfigurationError(
+            f"MEMALIGN_QDRANT_LAYOUT: {layout!r} is not a layout; use 'shared' (one collection, tenant indexes: "
+            "a server's default) or 'collection_per_judge' (local mode's default), or unset it."
+        )
     if url is None:
-        return QdrantEpisodicStore(path=memory_home(home) / "episodes")
+        return QdrantEpisodicStore(path=memory_home(home) / "episodes", layout=layout)  # type: ignore[arg-type]
     return QdrantEpisodicStore(
         url=url,
-        api_key=api_key or os.environ.get("MEMALIGN_QDRANT_API_KEY", "").strip() or None,
-        prefer_grpc=os.environ.get("MEMALIGN_QDRANT_GRPC", "").strip().lower() in {"1", "true", "yes"},
+        api_key=api_key or _env("MEMALIGN_QDRANT_API_KEY") or None,
+        prefer_grpc=_env("MEMALIGN_QDRANT_GRPC").lower() in {"1", "true", "yes"},
+        layout=layout,  # type: ignore[arg-type]
+        collection=_env("MEMALIGN_QDRANT_COLLECTION") or SHARED_COLLECTION,
     )
+
+
+def _env(name: str) -> str:
+    return os.environ.get(name, "").strip()
 
 
 def memory_home(home: str | Path | None = None) -> Path:

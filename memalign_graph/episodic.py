@@ -90,6 +90,7 @@ _local_clients_lock = threading.Lock()
 
 
 Layout = Literal["collection_per_judge", "shared"]
+LAYOUTS: tuple[Layout, ...] = ("collection_per_judge", "shared")
 SHARED_COLLECTION = "memalign_episodes"
 _TENANT_KEYS = ("metadata.namespace", "metadata.judge")
 # Every query on the shared collection is filtered to one tenant, so Qdrant's multitenancy advice applies:
@@ -131,7 +132,7 @@ class QdrantEpisodicStore:
             raise ValueError("QdrantEpisodicStore: give one of path=, url= or client=, not several.")
         if async_client is not None and client is None:
             raise ValueError("QdrantEpisodicStore: async_client= goes with client=, both for the same Qdrant.")
-        if layout not in (None, "collection_per_judge", "shared"):
+        if layout is not None and layout not in LAYOUTS:
             raise ValueError(f"layout: {layout!r} is not 'collection_per_judge' or 'shared'.")
         self.layout: Layout = layout or ("shared" if url else "collection_per_judge")
         self._shared_collection = collection

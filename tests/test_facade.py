@@ -163,3 +163,27 @@ def test_an_unreachable_postgres_says_what_to_check(tone_spec, tmp_path) -> None
             postgres_url="postgresql://nobody@127.0.0.1:1/none?connect_timeout=2",
         )
     QdrantEpisodicStore(path=tmp_path / "episodes").close()  # the half-opened judge released its store
+
+
+def test_episodes_move_to_a_qdrant_server_by_configuration(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, tone_spec
+) -> None:
+    """URL, key, layout and collection all come from the environment: a shared cluster, one collection each."""
+    from qdrant_rest import running_qdrant_rest
+
+    with running_qdrant_rest() as url:
+        monkeypatch.setenv("MEMALIGN_QDRANT_URL", url)
+        monkeypatch.setenv("MEMALIGN_QDRANT_COLLECTION", "staging_episodes")
+        feedback = Feedback(id="f", inputs="q", outputs="sorry", value=True, rationale="Sorry is fine.")
+        with MemAlignJudge(tone_spec, ScriptedChatModel(), embeddings=BagOfWordsEmbeddings(), home=tmp_path) as judge:
+            judge.align([feedback])
+            store = judge.episodic_store
+            assert isinstance(store, QdrantEpisodicStore) and store.layout == "shared"
+            assert [c.name for c in store.client.get_collections().collections] == ["staging_episodes"]
+        monkeypatch.setenv("MEMALIGN_QDRANT_LAYOUT", "collection_per_judge")
+        with MemAlignJudge(tone_spec, ScriptedChatModel(), embeddings=BagOfWordsEmbeddings(), home=tmp_path) as judge:
+            assert judge.episodic_store.layout == "collection_per_judge"  # type: ignore[attr-defined]
+    assert not (tmp_path / "episodes").exists()
+    monkeypatch.setenv("MEMALIGN_QDRANT_LAYOUT", "flat")
+    with pytest.raises(ConfigurationError, match="MEMALIGN_QDRANT_LAYOUT: 'flat' is not a layout; use 'shared'"):
+        MemAlignJudge(tone_spec, ScriptedChatModel(), embeddings=BagOfWordsEmbeddings(), home=tmp_path)
