@@ -103,7 +103,10 @@ class ServedMemory:
             return {}
 
     def write_semantic(self, values: dict[str, Any]) -> None:
-        self.client.threads.create(thread_id=self.thread_id, if_exists="do_nothing", graph_id=self.graph_id)
+        thread = self.client.threads.create(thread_id=self.thread_id, if_exists="do_nothing", graph_id=self.graph_id)
+        if (thread.get("metadata") or {}).get("graph_id") is None:
+            # A thread made ahead of any run has no graph, and the server updates state only through one.
+            self.client.threads.update(self.thread_id, metadata={"graph_id": self.graph_id})
         self.client.threads.update_state(self.thread_id, values, as_node="write_memory")
 
     def exclusive(self) -> AbstractContextManager[None]:

@@ -205,6 +205,7 @@ def test_local_memory_moves_into_the_served_stack_and_back_unchanged(
     url = str(server.http.client.base_url).rstrip("/")
     cli = ["--spec", str(tmp_path / "judge.json"), "--namespace", namespace, "--home", str(tmp_path / "ops")]
     memory = memory_thread_id("support_tone", namespace)
+    server.threads.create(thread_id=memory)  # made ahead, as for an alignment run: no graph yet
     with running_qdrant_rest() as qdrant_url:
         monkeypatch.setenv("MEMALIGN_QDRANT_URL", qdrant_url)
         assert main(["memory", "import", str(tmp_path / "memory.json"), *cli, "--server", url]) == 0
@@ -216,11 +217,15 @@ def test_local_memory_moves_into_the_served_stack_and_back_unchanged(
         thread = server.threads.create()["thread_id"]
         verdict = server.runs.wait(thread, "judging", input=example, context=served)["verdict"]
         assert main(["memory", "export", str(tmp_path / "back.json"), *cli, "--server", url]) == 0
+        more = [{"id": "f3", "inputs": "lost card", "outputs": "Sorry!", "value": True, "rationale": "Apologise."}]
+        report = server.runs.wait(memory, "alignment", input={"feedback": more}, context=served)["report"]
+        learned = server.threads.get_state(memory)["values"]["records"]
 
     assert (verdict["score"], verdict["comment"]) == (expected["score"], expected["comment"])
     for used in ("guideline_ids", "episode_ids"):
         assert verdict["metadata"][used] == expected["metadata"][used] and expected["metadata"][used]
     assert json.loads((tmp_path / "back.json").read_text()) == json.loads((tmp_path / "memory.json").read_text())
+    assert report["added"] == ["f3"] and sorted(learned) == ["f1", "f2", "f3"]  # served alignment builds on it
 
 
 def test_moving_memory_to_a_server_without_its_qdrant_says_what_to_set(
