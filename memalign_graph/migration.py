@@ -57,16 +57,13 @@ class JudgeMemory:
         self.episodic_store = judge.episodic_store  # type: ignore[assignment]
 
     def read_semantic(self) -> dict[str, Any]:
-        return dict(self.judge.alignment_graph.get_state(self._config()).values)
+        return dict(self.judge.alignment_graph.get_state(self.judge._memory_config()).values)
 
     def write_semantic(self, values: dict[str, Any]) -> None:
-        self.judge.alignment_graph.update_state(self._config(), values, as_node="write_memory")
+        self.judge.alignment_graph.update_state(self.judge._memory_config(), values, as_node="write_memory")
 
     def exclusive(self) -> AbstractContextManager[None]:
         return self.judge._exclusive()
-
-    def _config(self) -> dict[str, Any]:
-        return {"configurable": {"thread_id": self.judge.thread_id}}
 
 
 class ServedMemory:
