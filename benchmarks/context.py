@@ -16,9 +16,9 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 
 from benchmarks.corpus import EpisodeCorpus
-from memalign_graph.episodic import EpisodicStore
 from memalign_graph.fake_model import FakeEmbeddings
-from memalign_graph.state import Episode
+from memalign_graph.memory.episodic import EpisodicStore
+from memalign_graph.records import Episode
 
 
 @dataclass(frozen=True)

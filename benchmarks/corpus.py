@@ -24,9 +24,9 @@ from qdrant_client.local.persistence import STORAGE_FILE_NAME, CollectionPersist
 from qdrant_client.local.utils import normalize_point_id
 
 from benchmarks.workload import JUDGE_NAME, random_unit_vectors, synthetic_records
-from memalign_graph.episodic import QdrantEpisodicStore, _metadata, collection_name, point_id
+from memalign_graph.context import DEFAULT_NAMESPACE
+from memalign_graph.memory.episodic import QdrantEpisodicStore, _metadata, collection_name, point_id
 from memalign_graph.rendering import retrieval_text
-from memalign_graph.state import DEFAULT_NAMESPACE
 
 DIMENSIONS = 384
 MEASURED_POINTS = 2000

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from benchmarks.workload import random_unit_vectors, synthetic_records
 from memalign_graph import QdrantEpisodicStore
-from memalign_graph.state import Episode
+from memalign_graph.records import Episode
 
 Search = Callable[[list[float]], Awaitable[list[Episode]]]
 TICK = 0.01

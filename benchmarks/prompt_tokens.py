@@ -16,7 +16,7 @@ from benchmarks.fakes import LatencyChatModel
 from benchmarks.report import ScenarioResult, Target
 from benchmarks.workload import feedback_batch, judge_spec, judged_example
 from memalign_graph import AlignmentContext, JudgeContext, MemAlignJudge
-from memalign_graph.working_memory import guideline_block_tokens
+from memalign_graph.rendering import guideline_block_tokens
 
 COLUMNS = [
     ("feedback_seen", "feedback seen"),

@@ -21,8 +21,7 @@ from typing import Any
 import numpy as np
 
 from memalign_graph import Boolean, Feedback, JudgeSpec
-from memalign_graph.feedback import content_hash
-from memalign_graph.state import FeedbackRecord
+from memalign_graph.records import FeedbackRecord, content_hash
 
 JUDGE_NAME = "support_tone"
 INPUT_MARKER = "Customer ticket #"

@@ -4,8 +4,8 @@ Run it on thread `memory_thread_id(judge, namespace)`: the server checkpoints it
 that state is the judge's semantic memory that the judging and feedback graphs read.
 """
 
-from memalign_graph.alignment import build_alignment_graph
-from memalign_graph.settings import MemAlignSettings, resources_from_settings
+from memalign_graph.alignment.graph import build_alignment_graph
+from memalign_graph.serving import MemAlignSettings, resources_from_settings
 
 graph = build_alignment_graph(
     resources_from_settings, context_schema=MemAlignSettings, require_memory_thread=True, name="alignment"

@@ -5,9 +5,9 @@ An LLM judge learns from domain experts' natural-language feedback through two m
 examples in Qdrant, the k most similar retrieved for each judgment).
 """
 
-from memalign_graph.alignment import create_alignment_graph
+from memalign_graph.alignment.graph import create_alignment_graph
 from memalign_graph.config import local_minilm_embeddings, resolve_chat_model, resolve_embeddings
-from memalign_graph.episodic import EpisodicStore, QdrantEpisodicStore
+from memalign_graph.context import AlignmentContext, FeedbackContext, JudgeContext
 from memalign_graph.errors import (
     ConfigurationError,
     EpisodicStoreError,
@@ -16,20 +16,14 @@ from memalign_graph.errors import (
     VerdictParseError,
 )
 from memalign_graph.feedback import Feedback
-from memalign_graph.feedback_graph import ExpertReview, FeedbackContext, create_feedback_graph
+from memalign_graph.feedback_graph import ExpertReview, create_feedback_graph
 from memalign_graph.judge import MemAlignJudge
-from memalign_graph.judging import create_judge_graph
-from memalign_graph.migration import ServedMemory
-from memalign_graph.semantic import CheckpointSemanticMemory, SemanticMemoryReader, memory_thread_id
+from memalign_graph.judging.graph import create_judge_graph
+from memalign_graph.memory.episodic import EpisodicStore, QdrantEpisodicStore
+from memalign_graph.memory.semantic import CheckpointSemanticMemory, SemanticMemoryReader, memory_thread_id
+from memalign_graph.memory.transfer import ServedMemory
+from memalign_graph.records import AlignmentReport, Episode, Guideline, Verdict
 from memalign_graph.spec import Boolean, Categorical, JudgeSpec, Pairwise, Score
-from memalign_graph.state import (
-    AlignmentContext,
-    AlignmentReport,
-    Episode,
-    Guideline,
-    JudgeContext,
-    Verdict,
-)
 
 __all__ = [
     "AlignmentContext",

@@ -18,9 +18,9 @@ from typing import Any
 
 from memalign_graph.accounting import UsageTracker
 from memalign_graph.errors import MemAlignError
-from memalign_graph.feedback import Feedback, content_hash
+from memalign_graph.feedback import Feedback
 from memalign_graph.judge import MemAlignJudge
-from memalign_graph.state import AlignmentReport, FeedbackRecord, Verdict
+from memalign_graph.records import AlignmentReport, FeedbackRecord, Verdict, content_hash
 
 Progress = Callable[[int], None]
 

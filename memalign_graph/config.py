@@ -21,8 +21,8 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from memalign_graph.episodic import LAYOUTS, SHARED_COLLECTION, QdrantEpisodicStore
 from memalign_graph.errors import ConfigurationError
+from memalign_graph.memory.episodic import LAYOUTS, SHARED_COLLECTION, QdrantEpisodicStore
 
 MODEL_HELP = (
     "No judge model is configured. Pass model= (any LangChain chat model), or set MEMALIGN_MODEL, e.g.\n"

@@ -15,7 +15,6 @@ from langchain_core.messages import BaseMessage, convert_to_openai_messages
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from memalign_graph.errors import InvalidValueError
-from memalign_graph.state import FeedbackRecord
 
 
 class Feedback(BaseModel):
@@ -95,10 +94,3 @@ def example_id(inputs: Any, outputs: Any, expectations: Any) -> str:
         default=str,
     )
     return "fb-" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:24]
-
-
-def content_hash(record: FeedbackRecord) -> str:
-    """A fingerprint of everything an expert said, to tell an unchanged repeat from a correction."""
-    keys = ("inputs", "outputs", "expectations", "value", "rationale", "judge_verdict")
-    canonical = json.dumps({key: record.get(key) for key in keys}, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -7,7 +7,6 @@ memory it used; the thread is checkpointed, so the expert may answer after a pro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, TypedDict
 
@@ -20,23 +19,18 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from memalign_graph.alignment import build_alignment_graph
-from memalign_graph.episodic import EpisodicStore
+from memalign_graph.alignment.graph import build_alignment_graph
+from memalign_graph.context import FeedbackContext
 from memalign_graph.errors import ConfigurationError
 from memalign_graph.feedback import Feedback
-from memalign_graph.judging import build_judge_graph
-from memalign_graph.locks import alignment_lock
+from memalign_graph.judging.graph import build_judge_graph
+from memalign_graph.judging.state import MemoryUsed
+from memalign_graph.memory.episodic import EpisodicStore
+from memalign_graph.memory.locks import alignment_lock
+from memalign_graph.memory.semantic import SemanticMemoryReader, memory_thread_id, run_checkpointer
+from memalign_graph.records import AlignmentReport, Verdict
 from memalign_graph.resources import ResourceResolver, Resources, fixed
-from memalign_graph.semantic import SemanticMemoryReader, memory_thread_id, run_checkpointer
 from memalign_graph.spec import JudgeSpec
-from memalign_graph.state import AlignmentContext, AlignmentReport, JudgeContext, MemoryUsed, Verdict
-
-
-@dataclass(frozen=True)
-class FeedbackContext(AlignmentContext, JudgeContext):
-    """Per-run settings of the feedback graph: those of judging and alignment, and what to keep."""
-
-    keep_confirmed_verdicts: bool = False
 
 
 class ExpertReview(BaseModel):

@@ -20,8 +20,7 @@ from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from memalign_graph.alignment import create_alignment_graph
-from memalign_graph.async_checkpointers import async_twin
+from memalign_graph.alignment.graph import create_alignment_graph
 from memalign_graph.config import (
     memory_home,
     open_episodic_store,
@@ -29,25 +28,19 @@ from memalign_graph.config import (
     resolve_chat_model,
     resolve_embeddings,
 )
-from memalign_graph.consistency import ConsistencyReport, check, sync_episodes
-from memalign_graph.episodic import EpisodicStore
+from memalign_graph.context import DEFAULT_MAX_CONCURRENCY, DEFAULT_NAMESPACE, AlignmentContext, JudgeContext
 from memalign_graph.errors import InvalidValueError
 from memalign_graph.feedback import Feedback
 from memalign_graph.feedback_graph import create_feedback_graph
-from memalign_graph.guidelines import prune_provenance
-from memalign_graph.judging import create_judge_graph
-from memalign_graph.locks import exclusive_alignment
-from memalign_graph.semantic import CheckpointSemanticMemory, memory_thread_id
+from memalign_graph.judging.graph import create_judge_graph
+from memalign_graph.memory.async_savers import async_twin
+from memalign_graph.memory.consistency import ConsistencyReport, check, sync_episodes
+from memalign_graph.memory.episodic import EpisodicStore
+from memalign_graph.memory.guidelines import prune_provenance
+from memalign_graph.memory.locks import exclusive_alignment
+from memalign_graph.memory.semantic import CheckpointSemanticMemory, memory_thread_id
+from memalign_graph.records import AlignmentReport, Guideline, Verdict
 from memalign_graph.spec import JudgeSpec, check_identifier
-from memalign_graph.state import (
-    DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_NAMESPACE,
-    AlignmentContext,
-    AlignmentReport,
-    Guideline,
-    JudgeContext,
-    Verdict,
-)
 
 
 class MemAlignJudge:
@@ -305,13 +298,13 @@ class MemAlignJudge:
 
     def export_memory(self, path: str | Path) -> dict[str, int]:
         """Write guidelines, the feedback ledger and every episode (with its vector) to a JSON file."""
-        from memalign_graph.migration import export_memory
+        from memalign_graph.memory.transfer import export_memory
 
         return export_memory(self, path)
 
     def import_memory(self, path: str | Path) -> dict[str, int]:
         """Replace this judge's memory by an export of the same judge: lossless, and idempotent."""
-        from memalign_graph.migration import import_memory
+        from memalign_graph.memory.transfer import import_memory
 
         return import_memory(self, path)
 

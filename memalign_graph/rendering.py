@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from langchain_core.messages import BaseMessage
+
+from memalign_graph.prompts import EPISODE_TEMPLATE, FEEDBACK_TEMPLATE, NO_GUIDELINES
+from memalign_graph.records import Episode, FeedbackRecord, Guideline
 
 logger = logging.getLogger("memalign_graph")
 
@@ -103,6 +106,50 @@ def retrieval_text(fields: Mapping[str, Any], *, max_tokens: int) -> str:
     """
     pieces = [_retrieval_piece(fields[name]) for name in ("inputs", "outputs") if fields.get(name) is not None]
     return truncate("\n\n".join(pieces), max_tokens)
+
+
+def guideline_tokens(guideline: Mapping[str, Any]) -> int:
+    """What one guideline costs in the prompt: its text and its bullet with the id."""
+    return approximate_tokens(guideline["text"]) + 6
+
+
+def guideline_block_tokens(guidelines: Iterable[Mapping[str, Any]]) -> int:
+    return sum(guideline_tokens(guideline) for guideline in guidelines)
+
+
+def render_guidelines(guidelines: Sequence[Guideline]) -> str:
+    if not guidelines:
+        return NO_GUIDELINES
+    return "\n".join(f"- [{guideline['id']}] {guideline['text']}" for guideline in guidelines)
+
+
+def render_verdicts(record: Mapping[str, Any]) -> str:
+    """The judge's and the expert's verdicts on a past example, mistake flagged."""
+    lines: list[str] = []
+    if record.get("judge_verdict") is not None:
+        wrong = " (the judge was wrong)" if record.get("judge_was_wrong") else ""
+        lines.append(f"Judge's verdict: {render_value(record['judge_verdict'])}{wrong}")
+    if record.get("value") is not None:
+        lines.append(f"Expert's verdict: {render_value(record['value'])}")
+    if record.get("rationale"):
+        lines.append(delimit("expert_rationale", str(record["rationale"])))
+    return "\n".join(lines)
+
+
+def render_episode(episode: Episode, *, max_tokens_per_field: int) -> str:
+    return EPISODE_TEMPLATE.format(
+        feedback_id=episode["feedback_id"],
+        fields=render_fields(episode, max_tokens_per_field=max_tokens_per_field),
+        verdicts=render_verdicts(episode),
+    )
+
+
+def render_feedback(record: FeedbackRecord, *, max_tokens_per_field: int) -> str:
+    return FEEDBACK_TEMPLATE.format(
+        feedback_id=record["id"],
+        fields=render_fields(record, max_tokens_per_field=max_tokens_per_field),
+        verdicts=render_verdicts(record),
+    )
 
 
 def _retrieval_piece(value: Any) -> str:

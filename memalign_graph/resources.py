@@ -19,9 +19,9 @@ from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.runtime import Runtime
 
-from memalign_graph.episodic import EpisodicStore
 from memalign_graph.errors import ConfigurationError
-from memalign_graph.semantic import CheckpointSemanticMemory, SemanticMemoryReader, run_checkpointer
+from memalign_graph.memory.episodic import EpisodicStore
+from memalign_graph.memory.semantic import CheckpointSemanticMemory, SemanticMemoryReader, run_checkpointer
 from memalign_graph.spec import JudgeSpec
 
 

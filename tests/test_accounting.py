@@ -11,7 +11,7 @@ from fakes import MeteredChatModel
 from memalign_graph import Boolean, Feedback, JudgeSpec, MemAlignJudge, QdrantEpisodicStore
 from memalign_graph.accounting import Prices, Usage, UsageTracker, reported_tokens, track_usage
 from memalign_graph.bulk import judge_examples
-from memalign_graph.evaluation import ALIGNMENT_STAGES, JUDGING_STAGES
+from memalign_graph.evaluation.protocol import ALIGNMENT_STAGES, JUDGING_STAGES
 from memalign_graph.fake_model import FakeEmbeddings
 
 SPEC = JudgeSpec(name="tone", instructions="Is the reply appropriate?", output=Boolean())

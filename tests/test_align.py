@@ -10,15 +10,7 @@ from typing import Any
 import pytest
 
 from fakes import BagOfWordsEmbeddings, ScriptedChatModel, rationale_distiller
-from memalign_graph import (
-    AlignmentContext,
-    Categorical,
-    Feedback,
-    InvalidValueError,
-    JudgeSpec,
-    MemAlignJudge,
-    Score,
-)
+from memalign_graph import AlignmentContext, Categorical, Feedback, InvalidValueError, JudgeSpec, MemAlignJudge, Score
 
 
 def fb(n: int, rationale: str | None = None, value: Any = True, **extra: Any) -> Feedback:

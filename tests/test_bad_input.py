@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from pydantic import ValidationError
 
 from memalign_graph import Boolean, Categorical, Feedback, InvalidValueError, JudgeSpec, Pairwise, Score
-from memalign_graph.structured import StructuredOutputError, _parse_json
+from memalign_graph.model_calls import StructuredOutputError, _parse_json
 
 BAD_FEEDBACK: dict[str, tuple[dict[str, Any], str]] = {
     "empty inputs": ({"inputs": "", "outputs": "a", "value": True}, r"feedback\[0\].inputs: required"),

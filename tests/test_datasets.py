@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from memalign_graph import Boolean, Categorical, Feedback, JudgeSpec, Pairwise, Score
-from memalign_graph.datasets import DatasetError, detect_format, load_examples, parse_column
+from memalign_graph.evaluation.datasets import DatasetError, detect_format, load_examples, parse_column
 
 DATA = Path(__file__).resolve().parent.parent / "examples" / "data"
 SHARED_LLMBAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "llmbar" / "Natural.json"

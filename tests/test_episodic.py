@@ -19,9 +19,10 @@ import pytest
 from qdrant_client import AsyncQdrantClient, QdrantClient
 
 from fakes import BagOfWordsEmbeddings
-from memalign_graph import EpisodicStoreError, QdrantEpisodicStore, episodic
-from memalign_graph.episodic import collection_name, point_id
-from memalign_graph.state import FeedbackRecord
+from memalign_graph import EpisodicStoreError, QdrantEpisodicStore
+from memalign_graph.memory import episodic
+from memalign_graph.memory.episodic import collection_name, point_id
+from memalign_graph.records import FeedbackRecord
 from qdrant_rest import running_qdrant_rest
 
 EMBED = BagOfWordsEmbeddings()

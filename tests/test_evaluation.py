@@ -11,13 +11,19 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from fakes import MeteredChatModel
 from memalign_graph import Categorical, JudgeSpec, QdrantEpisodicStore, Score
-from memalign_graph.ablations import Variant, open_variant_judges, variant_feedback
 from memalign_graph.accounting import Prices
-from memalign_graph.datasets import load_examples
-from memalign_graph.evaluation import EvaluationError, ProtocolSettings, run_protocol, split_train_test
+from memalign_graph.evaluation.ablations import Variant, open_variant_judges, variant_feedback
+from memalign_graph.evaluation.datasets import load_examples
+from memalign_graph.evaluation.plots import plot_learning_curves, plot_tokens_per_judgment
+from memalign_graph.evaluation.protocol import EvaluationError, ProtocolSettings, run_protocol, split_train_test
+from memalign_graph.evaluation.results import (
+    confusion_matrices_text,
+    results_table,
+    write_json,
+    write_runs_csv,
+    write_summary_csv,
+)
 from memalign_graph.fake_model import FakeEmbeddings
-from memalign_graph.plots import plot_learning_curves, plot_tokens_per_judgment
-from memalign_graph.results import confusion_matrices_text, results_table, write_json, write_runs_csv, write_summary_csv
 
 DATA = Path(__file__).resolve().parent.parent / "examples" / "data"
 HALUEVAL = JudgeSpec(name="halu", instructions="Does it hallucinate?", output=Categorical(labels=("yes", "no")))

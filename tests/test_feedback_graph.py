@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from fakes import BagOfWordsEmbeddings, ScriptedChatModel
 from memalign_graph import MemAlignJudge
-from memalign_graph.feedback_graph import FeedbackContext
+from memalign_graph.context import FeedbackContext
 
 EXAMPLE = {"inputs": "Where is my parcel?", "outputs": "Sorry for the wait, it ships today."}
 CORRECTION = {"action": "correct", "value": True, "rationale": "Answer true when the text mentions sorry."}

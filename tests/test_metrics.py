@@ -7,8 +7,7 @@ import math
 import pytest
 
 from memalign_graph import Boolean, Categorical, Pairwise, Score
-from memalign_graph.evaluation import mean_and_spread
-from memalign_graph.metrics import (
+from memalign_graph.evaluation.metrics import (
     NO_VERDICT,
     agreement_report,
     concordance_correlation,
@@ -17,6 +16,7 @@ from memalign_graph.metrics import (
     mean_absolute_error,
     pearson,
 )
+from memalign_graph.evaluation.protocol import mean_and_spread
 
 EXPERT = [1, 2, 3, 4, 5]
 JUDGE = [2, 2, 3, 4, 4]

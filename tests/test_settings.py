@@ -76,7 +76,7 @@ def test_served_graphs_keep_episodes_on_the_qdrant_server_the_environment_names(
     """The deploy stack configures the server process, not each run: MEMALIGN_QDRANT_URL and its key."""
     from qdrant_client import QdrantClient
 
-    from memalign_graph.settings import _close_shared
+    from memalign_graph.serving import _close_shared
     from qdrant_rest import running_qdrant_rest
 
     with running_qdrant_rest(api_key="s3cret") as url:

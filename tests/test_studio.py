@@ -233,7 +233,7 @@ def test_moving_memory_to_a_server_without_its_qdrant_says_what_to_set(
 ) -> None:
     from memalign_graph import JudgeSpec
     from memalign_graph.cli import main
-    from memalign_graph.migration import EXPORT_FORMAT
+    from memalign_graph.memory.transfer import EXPORT_FORMAT
     from qdrant_rest import running_qdrant_rest
 
     empty = {"format": EXPORT_FORMAT, "judge": JudgeSpec.model_validate(JUDGE).model_dump(mode="json")}

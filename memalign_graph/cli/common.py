@@ -16,8 +16,8 @@ from langchain_core.language_models import BaseChatModel
 from pydantic import ValidationError
 
 from memalign_graph.config import memory_home, resolve_chat_model, resolve_embeddings
-from memalign_graph.datasets import FILE_FORMATS, Dataset, load_examples, parse_column
 from memalign_graph.errors import MemAlignError
+from memalign_graph.evaluation.datasets import FILE_FORMATS, Dataset, load_examples, parse_column
 from memalign_graph.fake_model import FakeChatModel, FakeEmbeddings
 from memalign_graph.judge import MemAlignJudge
 from memalign_graph.spec import JudgeSpec

@@ -8,7 +8,6 @@ import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-from memalign_graph.ablations import FEEDBACK_VARIANTS, MEMORY_VARIANTS, Variant
 from memalign_graph.cli.common import (
     CliError,
     first_line,
@@ -21,8 +20,9 @@ from memalign_graph.cli.common import (
 )
 from memalign_graph.cli.usage import price_options, prices_from
 from memalign_graph.errors import ConfigurationError
-from memalign_graph.evaluation import DEFAULT_SHARDS, EvaluationResult, ProtocolSettings, run_protocol
-from memalign_graph.results import (
+from memalign_graph.evaluation.ablations import FEEDBACK_VARIANTS, MEMORY_VARIANTS, Variant
+from memalign_graph.evaluation.protocol import DEFAULT_SHARDS, EvaluationResult, ProtocolSettings, run_protocol
+from memalign_graph.evaluation.results import (
     confusion_matrices_text,
     results_table,
     write_json,
@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _plots(result: EvaluationResult, out: Path) -> list[Path]:
-    from memalign_graph.plots import plot_learning_curves, plot_tokens_per_judgment
+    from memalign_graph.evaluation.plots import plot_learning_curves, plot_tokens_per_judgment
 
     title = f"{result.judge} on {Path(result.source).name} - {result.model}"
     try:

@@ -25,8 +25,8 @@ from memalign_graph.cli.common import (
     resolve_spec,
 )
 from memalign_graph.cli.usage import price_options, prices_from, usage_line
-from memalign_graph.datasets import LabeledExample
-from memalign_graph.metrics import agreement_report
+from memalign_graph.evaluation.datasets import LabeledExample
+from memalign_graph.evaluation.metrics import agreement_report
 
 EXAMPLE = """example:
   memalign judge examples/data/halueval_sample.jsonl --judge halueval_hallucination -o verdicts.jsonl

@@ -16,13 +16,13 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
 
-from memalign_graph import migration
 from memalign_graph.bulk import memory_ledger
 from memalign_graph.cli.common import NO_MODEL, CliError, open_judge, resolve_model, resolve_spec
 from memalign_graph.config import open_episodic_store, resolve_embeddings
-from memalign_graph.episodic import QdrantEpisodicStore
 from memalign_graph.errors import ConfigurationError, InvalidValueError
 from memalign_graph.judge import MemAlignJudge
+from memalign_graph.memory import transfer as migration
+from memalign_graph.memory.episodic import QdrantEpisodicStore
 
 EXAMPLE = """examples:
   memalign memory show --judge support_tone --episodes 10

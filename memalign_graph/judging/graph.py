@@ -18,16 +18,18 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import get_runtime
 from langgraph.types import RetryPolicy
 
-from memalign_graph.episodic import EpisodicStore
+from memalign_graph.context import JudgeContext
 from memalign_graph.errors import InvalidValueError, VerdictParseError
+from memalign_graph.judging.state import JudgeInput, JudgeOutput, JudgeState, MemoryUsed
+from memalign_graph.judging.working_memory import build_judge_prompt
+from memalign_graph.memory.episodic import EpisodicStore
+from memalign_graph.memory.semantic import SemanticMemoryReader
+from memalign_graph.model_calls import StructuredOutputError, ainvoke_structured, invoke_structured
 from memalign_graph.prompts import JUDGE_RETRY_PROMPT, JUSTIFICATION_FIELD
+from memalign_graph.records import Verdict
 from memalign_graph.rendering import retrieval_text
 from memalign_graph.resources import ResourceResolver, Resources, aresolve, fixed, semantic_memory_of
-from memalign_graph.semantic import SemanticMemoryReader
 from memalign_graph.spec import JudgeSpec
-from memalign_graph.state import JudgeContext, JudgeInput, JudgeOutput, JudgeState, MemoryUsed, Verdict
-from memalign_graph.structured import StructuredOutputError, ainvoke_structured, invoke_structured
-from memalign_graph.working_memory import build_judge_prompt
 
 T = TypeVar("T")
 

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 
 from langchain_core.embeddings import Embeddings
 
-from memalign_graph.episodic import EpisodicStore
+from memalign_graph.context import AlignmentContext
+from memalign_graph.memory.episodic import EpisodicStore
+from memalign_graph.records import FeedbackRecord, Guideline
 from memalign_graph.rendering import retrieval_text
-from memalign_graph.state import AlignmentContext, FeedbackRecord, Guideline
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from typing import Any, Literal, Protocol
 from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
 from memalign_graph.errors import EpisodicStoreError
-from memalign_graph.per_loop import PerLoop
-from memalign_graph.state import Episode, FeedbackRecord
+from memalign_graph.memory.per_loop import PerLoop
+from memalign_graph.records import Episode, FeedbackRecord
 
 _POINT_NAMESPACE = uuid.UUID("6f1c1d52-5a3e-4c53-9a43-7f0b1e6f5d10")
 _SCROLL_PAGE = 1000

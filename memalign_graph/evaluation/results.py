@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from memalign_graph.evaluation import EvaluationResult
-from memalign_graph.metrics import NO_VERDICT
+from memalign_graph.evaluation.metrics import NO_VERDICT
+from memalign_graph.evaluation.protocol import EvaluationResult
 
 RUN_COLUMNS = (
     "seed",

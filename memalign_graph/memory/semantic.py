@@ -21,8 +21,8 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.config import get_config
 from langgraph.constants import CONFIG_KEY_CHECKPOINTER
 
-from memalign_graph.per_loop import PerLoop
-from memalign_graph.state import Guideline
+from memalign_graph.memory.per_loop import PerLoop
+from memalign_graph.records import Guideline
 
 _THREAD_NAMESPACE = uuid.UUID("0b7c53f4-2a0e-5d8e-9a51-3c1f3e4d2b61")
 

@@ -9,12 +9,11 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
+from memalign_graph.model_calls import StructuredOutputError, invoke_structured
 from memalign_graph.prompts import DATA_NOTICE, DISTILL_SYSTEM_PROMPT, DISTILL_USER_PROMPT
-from memalign_graph.rendering import truncate
+from memalign_graph.records import BatchFailure, DraftGuideline, FeedbackRecord
+from memalign_graph.rendering import render_feedback, render_guidelines, truncate
 from memalign_graph.spec import JudgeSpec
-from memalign_graph.state import BatchFailure, DraftGuideline, FeedbackRecord
-from memalign_graph.structured import StructuredOutputError, invoke_structured
-from memalign_graph.working_memory import render_feedback, render_guidelines
 
 MAX_GUIDELINE_TOKENS = 120
 

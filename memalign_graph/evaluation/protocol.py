@@ -23,16 +23,16 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from memalign_graph.ablations import Variant, VariantJudges, open_variant_judges, variant_feedback
 from memalign_graph.accounting import Prices, Usage, UsageTracker, track_usage
 from memalign_graph.bulk import judge_examples
-from memalign_graph.datasets import LabeledExample
-from memalign_graph.episodic import QdrantEpisodicStore
 from memalign_graph.errors import MemAlignError
+from memalign_graph.evaluation.ablations import Variant, VariantJudges, open_variant_judges, variant_feedback
+from memalign_graph.evaluation.datasets import LabeledExample
+from memalign_graph.evaluation.metrics import agreement_report, quality_metric_name
 from memalign_graph.feedback import Feedback
-from memalign_graph.metrics import agreement_report, quality_metric_name
+from memalign_graph.memory.episodic import QdrantEpisodicStore
+from memalign_graph.records import Verdict
 from memalign_graph.spec import JudgeSpec
-from memalign_graph.state import Verdict
 
 DEFAULT_SHARDS = (0, 2, 5, 10, 20, 50)
 ALIGNMENT_STAGES = ("validate", "distill", "dedupe", "write_memory")

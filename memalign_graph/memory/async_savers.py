@@ -14,8 +14,8 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from memalign_graph.config import POSTGRES_EXTRA_HELP, postgres_connection_help
 from memalign_graph.errors import ConfigurationError
-from memalign_graph.per_loop import PerLoop
-from memalign_graph.semantic import is_saver
+from memalign_graph.memory.per_loop import PerLoop
+from memalign_graph.memory.semantic import is_saver
 
 
 def async_sqlite_checkpointer(path: str | Path) -> PerLoop[BaseCheckpointSaver]:

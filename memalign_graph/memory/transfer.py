@@ -12,11 +12,11 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from memalign_graph.episodic import QdrantEpisodicStore
+from memalign_graph.context import DEFAULT_NAMESPACE
 from memalign_graph.errors import ConfigurationError, InvalidValueError
-from memalign_graph.semantic import memory_thread_id
+from memalign_graph.memory.episodic import QdrantEpisodicStore
+from memalign_graph.memory.semantic import memory_thread_id
 from memalign_graph.spec import JudgeSpec
-from memalign_graph.state import DEFAULT_NAMESPACE
 
 if TYPE_CHECKING:
     from langgraph_sdk.client import SyncLangGraphClient

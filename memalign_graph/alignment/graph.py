@@ -22,28 +22,20 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 from pydantic import ValidationError
 
-from memalign_graph.consistency import keeps_episode
-from memalign_graph.dedupe import consolidate, merge_drafts
-from memalign_graph.distillation import distill_batch, distill_messages
-from memalign_graph.episodic import EpisodicStore
+from memalign_graph.alignment.dedupe import consolidate, merge_drafts
+from memalign_graph.alignment.distill import distill_batch, distill_messages
+from memalign_graph.alignment.state import AlignmentInput, AlignmentOutput, AlignmentPlan, AlignmentState, DistillTask
+from memalign_graph.context import DEFAULT_MAX_CONCURRENCY, AlignmentContext
 from memalign_graph.errors import InvalidValueError
-from memalign_graph.feedback import Feedback, check_text, content_hash
-from memalign_graph.guidelines import prune_provenance
+from memalign_graph.feedback import Feedback, check_text
+from memalign_graph.memory.consistency import keeps_episode
+from memalign_graph.memory.episodic import EpisodicStore
+from memalign_graph.memory.guidelines import prune_provenance
+from memalign_graph.memory.semantic import memory_thread_id
+from memalign_graph.records import AlignmentReport, FeedbackRecord, content_hash
 from memalign_graph.rendering import retrieval_text
 from memalign_graph.resources import ResourceResolver, Resources, fixed
-from memalign_graph.semantic import memory_thread_id
 from memalign_graph.spec import JudgeSpec
-from memalign_graph.state import (
-    DEFAULT_MAX_CONCURRENCY,
-    AlignmentContext,
-    AlignmentInput,
-    AlignmentOutput,
-    AlignmentPlan,
-    AlignmentReport,
-    AlignmentState,
-    DistillTask,
-    FeedbackRecord,
-)
 
 
 def create_alignment_graph(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 
-from memalign_graph.state import Guideline
+from memalign_graph.records import Guideline
 
 
 def guideline_id(text: str) -> str:

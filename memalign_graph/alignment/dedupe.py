@@ -17,19 +17,18 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from memalign_graph.distillation import MAX_GUIDELINE_TOKENS, guideline_list_schema
-from memalign_graph.guidelines import guideline_id
+from memalign_graph.alignment.distill import MAX_GUIDELINE_TOKENS, guideline_list_schema
+from memalign_graph.memory.guidelines import guideline_id
+from memalign_graph.memory.semantic import rank_guidelines
+from memalign_graph.model_calls import invoke_structured
 from memalign_graph.prompts import (
     CLOSE_CALL_SYSTEM_PROMPT,
     CLOSE_CALL_USER_PROMPT,
     CONSOLIDATE_SYSTEM_PROMPT,
     CONSOLIDATE_USER_PROMPT,
 )
-from memalign_graph.rendering import truncate
-from memalign_graph.semantic import rank_guidelines
-from memalign_graph.state import DraftGuideline, Guideline
-from memalign_graph.structured import invoke_structured
-from memalign_graph.working_memory import guideline_block_tokens, render_guidelines
+from memalign_graph.records import DraftGuideline, Guideline
+from memalign_graph.rendering import guideline_block_tokens, render_guidelines, truncate
 
 CLOSE_CALL_SCHEMA: dict[str, Any] = {
     "title": "guideline_comparison",

@@ -18,12 +18,12 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from memalign_graph.datasets import LabeledExample
-from memalign_graph.episodic import EpisodicStore
+from memalign_graph.context import AlignmentContext, JudgeContext
+from memalign_graph.evaluation.datasets import LabeledExample
 from memalign_graph.feedback import Feedback
 from memalign_graph.judge import MemAlignJudge
+from memalign_graph.memory.episodic import EpisodicStore
 from memalign_graph.spec import JudgeSpec
-from memalign_graph.state import AlignmentContext, JudgeContext
 
 MemoryVariant = Literal["both", "semantic", "episodic"]
 FeedbackVariant = Literal["both", "label", "rationale"]

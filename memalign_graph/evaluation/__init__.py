@@ -1,0 +1,1 @@
+"""The MemAlign evaluation protocol: datasets, ablations, metrics, results and plots."""

@@ -1,0 +1,46 @@
+"""The judging graph's state: an example in, a verdict and the memory it used out."""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from memalign_graph.records import Episode, Guideline, Verdict
+
+
+class JudgeInput(TypedDict, total=False):
+    inputs: Any
+    outputs: Any
+    expectations: Any
+
+
+class MemoryUsed(TypedDict):
+    """What a judgment was shown: the guidelines within budget and the retrieved examples."""
+
+    guidelines: list[dict[str, Any]]
+    episodes: list[Episode]
+
+
+class JudgeOutput(TypedDict):
+    verdict: Verdict
+    memory_used: MemoryUsed
+
+
+class WorkingMemory(TypedDict):
+    """The prompt of one judgment: stable part first (instructions, guidelines), then the examples."""
+
+    system: str
+    user: str
+    guideline_ids: list[str]
+    episode_ids: list[str]
+
+
+class JudgeState(JudgeInput, total=False):
+    guidelines: list[Guideline]
+    memory_used: MemoryUsed
+    episodes: list[Episode]
+    working_memory: WorkingMemory
+    answer: dict[str, Any]
+    raw_outputs: list[str]
+    attempts: int
+    error: str | None
+    verdict: Verdict

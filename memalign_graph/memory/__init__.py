@@ -1,0 +1,1 @@
+"""The two memories: semantic (guidelines and the feedback ledger, in a checkpointer) and episodic (Qdrant)."""
