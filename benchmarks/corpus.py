@@ -25,7 +25,8 @@ from qdrant_client.local.utils import normalize_point_id
 
 from benchmarks.workload import JUDGE_NAME, random_unit_vectors, synthetic_records
 from memalign_graph.context import DEFAULT_NAMESPACE
-from memalign_graph.memory.episodic import QdrantEpisodicStore, _metadata, collection_name, point_id
+from memalign_graph.memory.episodic import episode_metadata, point_id
+from memalign_graph.memory.qdrant_store import QdrantEpisodicStore, collection_name
 from memalign_graph.rendering import retrieval_text
 
 DIMENSIONS = 384
@@ -102,7 +103,7 @@ class EpisodeCorpus:
                             vector=vector.tolist(),
                             payload={
                                 "page_content": retrieval_text(record, max_tokens=1000),
-                                "metadata": _metadata(record, JUDGE_NAME, self.namespace),
+                                "metadata": episode_metadata(record, JUDGE_NAME, self.namespace),
                             },
                         )
                         rows.append((CollectionPersistence.encode_key(key), sqlite3.Binary(pickle.dumps(point))))

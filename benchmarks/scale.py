@@ -24,7 +24,7 @@ from benchmarks.fakes import LatencyChatModel
 from benchmarks.report import ScenarioResult, Target
 from benchmarks.workload import JUDGE_NAME, judge_spec, judged_example, random_unit_vectors, run_id, synthetic_records
 from memalign_graph import MemAlignJudge, QdrantEpisodicStore
-from memalign_graph.memory.episodic import collection_name
+from memalign_graph.memory.qdrant_store import collection_name
 from memalign_graph.rendering import retrieval_text
 
 COLUMNS = [

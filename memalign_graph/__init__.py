@@ -1,11 +1,46 @@
 """memalign-graph: MemAlign judge alignment as LangGraph state graphs.
 
-An LLM judge learns from domain experts' natural-language feedback through two memories: semantic
+An LLM judge learns from experts' natural-language feedback through two memories: semantic
 (guidelines distilled from the feedback, in the alignment graph's checkpoint) and episodic (past
 examples in Qdrant, the k most similar retrieved for each judgment).
+
+The public API, one line a name (module: meaning):
+
+    JudgeSpec                  spec             a judge: its criterion, the fields it reads, its verdict type
+    Boolean, Categorical       spec             verdict types: true/false, one label of a list
+    Score, Pairwise            spec             verdict types: a number on a scale, A/B/tie between two outputs
+    Feedback                   feedback         what an expert said about one example: a value, a rationale
+    Guideline, Episode         records          a distilled rule with its provenance; a retrieved past example
+    Verdict, AlignmentReport   records          a judgment ({key, score, comment, metadata}); what an alignment did
+    JudgeContext               context          per-run settings of judging (namespace, k, budgets, attempts)
+    AlignmentContext           context          per-run settings of alignment (batches, similarity, episode policy)
+    FeedbackContext            context          both, and whether accepted verdicts are kept
+    create_alignment_graph     alignment        THE ALIGNMENT GRAPH: validate -> distill -> dedupe -> write_memory
+    create_judge_graph         judging          THE JUDGING GRAPH: retrieve -> build_working_memory -> judge -> parse
+    create_feedback_graph      feedback_graph   judge -> interrupt for the expert -> align -> rejudge
+    ExpertReview               feedback_graph   the expert's answer to an interrupt: accept, or correct
+    MemoryThread               memory.semantic  SEMANTIC MEMORY's one owner: read, align, roll back, write, rewrite
+    memory_thread_id           memory.ledger    the thread that holds a judge's semantic memory in a namespace
+    CheckpointSemanticMemory   memory.reader    the guidelines a judgment applies, cached by checkpoint
+    SemanticMemoryReader       memory.reader    the protocol a judging graph reads guidelines through
+    EpisodicStore              memory.episodic  EPISODIC MEMORY's protocol: every call confined to a judge
+    QdrantEpisodicStore        memory           episodic memory on Qdrant: local path, in memory, or a server
+    ServedMemory               memory.transfer  a LangGraph server's judge, for export and import
+    MemAlignJudge              judge            the facade: stores from configuration, graphs bound to a namespace
+    resolve_chat_model         config           a chat model from an instance, a string or MEMALIGN_MODEL
+    resolve_embeddings         config           embeddings from an instance, a string, MEMALIGN_EMBEDDINGS, or local
+    local_minilm_embeddings    config           the offline all-MiniLM-L6-v2 the `local` extra ships
+    MemAlignError              errors           the base of every error raised on purpose; each names the fix
+    ConfigurationError         errors           a model, store or setting is missing or wrong
+    InvalidValueError          errors           a record or verdict does not fit the judge
+    EpisodicStoreError         errors           the episodic store cannot be used as configured
+    VerdictParseError          errors           no valid verdict after every retry (nothing is made up)
+
+Also: `memalign_graph.evaluation` (the MemAlign protocol, metrics, results, plots), `memalign_graph.serving`
+(what `langgraph.json` serves), and the `memalign` command (`memalign_graph.cli`).
 """
 
-from memalign_graph.alignment.graph import create_alignment_graph
+from memalign_graph.alignment import create_alignment_graph
 from memalign_graph.config import local_minilm_embeddings, resolve_chat_model, resolve_embeddings
 from memalign_graph.context import AlignmentContext, FeedbackContext, JudgeContext
 from memalign_graph.errors import (
@@ -18,9 +53,11 @@ from memalign_graph.errors import (
 from memalign_graph.feedback import Feedback
 from memalign_graph.feedback_graph import ExpertReview, create_feedback_graph
 from memalign_graph.judge import MemAlignJudge
-from memalign_graph.judging.graph import create_judge_graph
-from memalign_graph.memory.episodic import EpisodicStore, QdrantEpisodicStore
-from memalign_graph.memory.semantic import CheckpointSemanticMemory, SemanticMemoryReader, memory_thread_id
+from memalign_graph.judging import create_judge_graph
+from memalign_graph.memory.episodic import EpisodicStore
+from memalign_graph.memory.qdrant_store import QdrantEpisodicStore
+from memalign_graph.memory.reader import CheckpointSemanticMemory, SemanticMemoryReader
+from memalign_graph.memory.semantic import MemoryThread, memory_thread_id
 from memalign_graph.memory.transfer import ServedMemory
 from memalign_graph.records import AlignmentReport, Episode, Guideline, Verdict
 from memalign_graph.spec import Boolean, Categorical, JudgeSpec, Pairwise, Score
@@ -33,17 +70,18 @@ __all__ = [
     "CheckpointSemanticMemory",
     "ConfigurationError",
     "Episode",
-    "ExpertReview",
-    "FeedbackContext",
     "EpisodicStore",
     "EpisodicStoreError",
+    "ExpertReview",
     "Feedback",
+    "FeedbackContext",
     "Guideline",
     "InvalidValueError",
     "JudgeContext",
     "JudgeSpec",
     "MemAlignError",
     "MemAlignJudge",
+    "MemoryThread",
     "Pairwise",
     "QdrantEpisodicStore",
     "Score",

@@ -16,13 +16,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from memalign_graph.errors import ConfigurationError
-from memalign_graph.memory.episodic import LAYOUTS, SHARED_COLLECTION, QdrantEpisodicStore
+from memalign_graph.memory.qdrant_store import LAYOUTS, SHARED_COLLECTION, QdrantEpisodicStore
+from memalign_graph.memory.savers import open_postgres_checkpointer, open_sqlite_checkpointer
 
 MODEL_HELP = (
     "No judge model is configured. Pass model= (any LangChain chat model), or set MEMALIGN_MODEL, e.g.\n"
@@ -90,30 +92,15 @@ def local_minilm_embeddings() -> Embeddings:
     )
 
 
-POSTGRES_EXTRA_HELP = "Semantic memory on Postgres needs the postgres extra: pip install 'memalign-graph[postgres]'."
-
-
-def postgres_connection_help(error: Exception) -> str:
-    return (
-        f"Cannot connect to Postgres for semantic memory ({error}). Check MEMALIGN_POSTGRES_URL "
-        "(e.g. postgresql://user:password@host:5432/dbname) and that the server is running."
-    )
-
-
-def open_postgres_checkpointer(url: str) -> tuple[BaseCheckpointSaver, Callable[[], None]]:
-    """A Postgres checkpointer for semantic memory (tables created if missing), and how to close it."""
-    try:
-        from langgraph.checkpoint.postgres import PostgresSaver
-        from psycopg import Connection
-        from psycopg.rows import dict_row
-    except ImportError as error:
-        raise ConfigurationError(POSTGRES_EXTRA_HELP) from error
-    try:
-        connection = Connection.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row)
-    except Exception as error:  # noqa: BLE001 - the driver's message names the cause
-        raise ConfigurationError(postgres_connection_help(error)) from error
-    saver = PostgresSaver(connection)
-    saver.setup()
+def open_semantic_checkpointer(
+    *, home: str | Path | None = None, postgres_url: str | None = None
+) -> tuple[BaseCheckpointSaver[Any], Callable[[], None]]:
+    """The checkpointer that holds semantic memory, and how to close it: Postgres at the URL given (argument,
+    then `MEMALIGN_POSTGRES_URL`), else a SQLite file in the memory folder."""
+    url = postgres_url or _env("MEMALIGN_POSTGRES_URL") or None
+    if url:
+        return open_postgres_checkpointer(url)
+    saver, connection = open_sqlite_checkpointer(memory_home(home) / "semantic.sqlite")
     return saver, connection.close
 
 

@@ -13,9 +13,12 @@ DEFAULT_MAX_CONCURRENCY = 16
 
 @dataclass(frozen=True)
 class MemoryContext:
-    """Settings judging and alignment share: whose memory, and how much of it fits a prompt."""
+    """Settings judging and alignment share: whose memory, and how much of it fits a prompt.
 
-    namespace: str = DEFAULT_NAMESPACE
+    `namespace` unset means the namespace the graph is bound to, else `DEFAULT_NAMESPACE`.
+    """
+
+    namespace: str | None = None
     guideline_token_budget: int = 1500
     field_token_budget: int = 1000
 

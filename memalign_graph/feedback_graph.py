@@ -7,6 +7,7 @@ memory it used; the thread is checkpointed, so the expert may answer after a pro
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 from typing import Any, Literal, TypedDict
 
@@ -19,17 +20,18 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from memalign_graph.alignment.graph import build_alignment_graph
+from memalign_graph.alignment.graph import AlignmentGraph, build_alignment_graph
+from memalign_graph.alignment.memory import open_memory_thread
 from memalign_graph.context import FeedbackContext
 from memalign_graph.errors import ConfigurationError
 from memalign_graph.feedback import Feedback
 from memalign_graph.judging.graph import build_judge_graph
 from memalign_graph.judging.state import MemoryUsed
 from memalign_graph.memory.episodic import EpisodicStore
-from memalign_graph.memory.locks import alignment_lock
-from memalign_graph.memory.semantic import SemanticMemoryReader, memory_thread_id, run_checkpointer
+from memalign_graph.memory.reader import SemanticMemoryReader, run_checkpointer
+from memalign_graph.memory.semantic import MemoryThread
 from memalign_graph.records import AlignmentReport, Verdict
-from memalign_graph.resources import ResourceResolver, Resources, fixed
+from memalign_graph.resources import ResourceResolver, Resources, fixed, namespace_for
 from memalign_graph.spec import JudgeSpec
 
 
@@ -85,6 +87,9 @@ class FeedbackOutput(TypedDict, total=False):
     updated_verdict: Verdict | None
 
 
+FeedbackGraph = CompiledStateGraph[FeedbackState, FeedbackContext, FeedbackInput, FeedbackOutput]
+
+
 def create_feedback_graph(
     model: BaseChatModel,
     /,
@@ -93,20 +98,30 @@ def create_feedback_graph(
     embeddings: Embeddings,
     episodic_store: EpisodicStore,
     semantic_memory: SemanticMemoryReader | None = None,
-    memory_checkpointer: BaseCheckpointSaver | None = None,
-    checkpointer: BaseCheckpointSaver | None = None,
+    memory: MemoryThread | None = None,
+    memory_checkpointer: BaseCheckpointSaver[Any] | None = None,
+    checkpointer: BaseCheckpointSaver[Any] | None = None,
+    namespace: str | None = None,
     name: str | None = None,
-) -> CompiledStateGraph:
+) -> FeedbackGraph:
     """Compile the feedback graph for one judge.
 
-    `checkpointer` keeps this graph's own threads (interrupts need one). Semantic memory lives in
-    `memory_checkpointer` (default: the checkpointer of the run itself) on the judge's memory thread.
+    `checkpointer` keeps this graph's own threads (interrupts need one). Corrections are aligned through
+    `memory` (the judge's `MemoryThread`, as `MemAlignJudge` passes its own), else through an owner of
+    the judge's memory thread in `memory_checkpointer` (default: the checkpointer of the run itself).
+    With `namespace` (or `memory`), every run is bound to that namespace.
     """
     resources = Resources(
-        spec=spec, model=model, embeddings=embeddings, episodic_store=episodic_store, semantic_memory=semantic_memory
+        spec=spec,
+        model=model,
+        embeddings=embeddings,
+        episodic_store=episodic_store,
+        semantic_memory=semantic_memory,
+        namespace=memory.namespace if memory is not None else namespace,
     )
     return build_feedback_graph(
         fixed(resources),
+        memory=memory,
         memory_checkpointer=memory_checkpointer,
         checkpointer=checkpointer,
         name=name or f"feedback:{spec.name}",
@@ -116,14 +131,15 @@ def create_feedback_graph(
 def build_feedback_graph(
     resolve: ResourceResolver,
     *,
-    memory_checkpointer: BaseCheckpointSaver | None = None,
-    checkpointer: BaseCheckpointSaver | None = None,
+    memory: MemoryThread | None = None,
+    memory_checkpointer: BaseCheckpointSaver[Any] | None = None,
+    checkpointer: BaseCheckpointSaver[Any] | None = None,
     context_schema: type[FeedbackContext] = FeedbackContext,
     name: str = "feedback",
-) -> CompiledStateGraph:
+) -> FeedbackGraph:
     """The feedback graph over resources resolved per run (see `create_feedback_graph`)."""
     judge_graph = build_judge_graph(resolve, context_schema=context_schema, name="judge")
-    alignment_graphs: dict[int, tuple[BaseCheckpointSaver, CompiledStateGraph]] = {}
+    owners = _Owners(resolve, memory, memory_checkpointer, context_schema)
 
     def review(state: FeedbackState, runtime: Runtime[FeedbackContext]) -> dict[str, Any]:
         """Show the expert the verdict and the memory behind it; wait for accept or correct."""
@@ -146,34 +162,12 @@ def build_feedback_graph(
         return "align"
 
     def align(state: FeedbackState, runtime: Runtime[FeedbackContext]) -> dict[str, Any]:
-        """Run the alignment graph on the judge's memory thread with the expert's answer (idempotent)."""
+        """Align the expert's answer through the owner of the judge's memory (idempotent on resume)."""
         context = runtime.context or FeedbackContext()
         resources = resolve(runtime)
-        saver = memory_checkpointer or run_checkpointer()
-        if saver is None:
-            raise ConfigurationError("The feedback graph needs a checkpointer: compile it with checkpointer=.")
-        if id(saver) not in alignment_graphs:
-            graph = build_alignment_graph(resolve, checkpointer=saver, context_schema=context_schema, name="align")
-            alignment_graphs[id(saver)] = (saver, graph)
-        graph = alignment_graphs[id(saver)][1]
-        verdict, answer = state["verdict"], state["review"]
-        accepted = answer["action"] == "accept"
-        feedback = Feedback(
-            inputs=state["inputs"],
-            outputs=state.get("outputs"),
-            expectations=state.get("expectations"),
-            value=verdict["score"] if accepted else answer["value"],
-            rationale=None if accepted else answer["rationale"],
-            judge_verdict=verdict["score"],
-        )
-        thread_id = memory_thread_id(resources.spec.name, context.namespace)
-        with alignment_lock(thread_id):
-            result = graph.invoke(
-                {"feedback": [feedback.as_input()], "forget": [], "forget_guidelines": []},
-                {"configurable": {"thread_id": thread_id}},
-                context=context,
-            )
-        return {"alignment": result["report"]}
+        owner = owners.get(resources, namespace_for(resources, context))
+        report = owner.align({"feedback": [expert_feedback(state).as_input()]}, context=context)
+        return {"alignment": report}
 
     def rejudge(state: FeedbackState, runtime: Runtime[FeedbackContext]) -> dict[str, Any]:
         """Judge the example again with the memory the correction just changed."""
@@ -194,3 +188,56 @@ def build_feedback_graph(
     builder.add_edge("align", "rejudge")
     builder.add_edge("rejudge", END)
     return builder.compile(checkpointer=checkpointer, name=name)
+
+
+def expert_feedback(state: FeedbackState) -> Feedback:
+    """The expert's answer as feedback on the judged example: a correction, or the verdict confirmed."""
+    verdict, answer = state["verdict"], state["review"]
+    accepted = answer["action"] == "accept"
+    return Feedback(
+        inputs=state["inputs"],
+        outputs=state.get("outputs"),
+        expectations=state.get("expectations"),
+        value=verdict["score"] if accepted else answer["value"],
+        rationale=None if accepted else answer["rationale"],
+        judge_verdict=verdict["score"],
+    )
+
+
+class _Owners:
+    """The owner of each judge's memory this graph aligns into: the one it was given, else one per saver,
+    judge and namespace over the memory checkpointer (or the run's), made once and kept."""
+
+    def __init__(
+        self,
+        resolve: ResourceResolver,
+        memory: MemoryThread | None,
+        memory_checkpointer: BaseCheckpointSaver[Any] | None,
+        context_schema: type[FeedbackContext],
+    ) -> None:
+        self._resolve = resolve
+        self._memory = memory
+        self._memory_checkpointer = memory_checkpointer
+        self._context_schema = context_schema
+        self._graphs: dict[int, tuple[BaseCheckpointSaver[Any], AlignmentGraph]] = {}
+        self._owners: dict[tuple[int, JudgeSpec, str], MemoryThread] = {}
+        self._lock = threading.Lock()
+
+    def get(self, resources: Resources, namespace: str) -> MemoryThread:
+        if self._memory is not None:
+            return self._memory
+        saver = self._memory_checkpointer or run_checkpointer()
+        if saver is None:
+            raise ConfigurationError("The feedback graph needs a checkpointer: compile it with checkpointer=.")
+        with self._lock:
+            if id(saver) not in self._graphs:
+                graph = build_alignment_graph(
+                    self._resolve, checkpointer=saver, context_schema=self._context_schema, name="align"
+                )
+                self._graphs[id(saver)] = (saver, graph)
+            key = (id(saver), resources.spec, namespace)
+            if key not in self._owners:
+                self._owners[key] = open_memory_thread(
+                    self._graphs[id(saver)][1], resources.spec, namespace, episodic_store=resources.episodic_store
+                )
+            return self._owners[key]

@@ -15,6 +15,7 @@ from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.output_parsers import JsonOutputParser
+from langgraph.types import RetryPolicy
 
 from memalign_graph.prompts import JSON_ANSWER_INSTRUCTIONS
 
@@ -100,3 +101,24 @@ def _raw_text(message: Any) -> str:
         content = message.content
         return content if isinstance(content, str) else json.dumps(content, default=str)
     return str(message)
+
+
+_TRANSIENT_NAMES = ("Timeout", "RateLimit", "Connection", "Unavailable", "Overloaded", "InternalServer")
+
+
+def is_transient(error: Exception) -> bool:
+    """Timeouts, dropped connections, rate limits and 5xx deserve another try; a bug or a bad request does not.
+
+    Provider exceptions are recognised by status code or class name, so no provider SDK is imported.
+    """
+    if isinstance(error, (TimeoutError, ConnectionError)):
+        return True
+    status = getattr(error, "status_code", None) or getattr(getattr(error, "response", None), "status_code", None)
+    if isinstance(status, int):
+        return status in (408, 429) or status >= 500
+    return any(word in type(error).__name__ for word in _TRANSIENT_NAMES)
+
+
+# Transient model errors are retried by LangGraph with backoff; a bad answer is retried by the
+# parse loop instead, with the reason fed back to the model.
+MODEL_RETRY = RetryPolicy(max_attempts=3, initial_interval=0.5, backoff_factor=2.0, retry_on=is_transient)

@@ -9,7 +9,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, NotRequired, TypedDict
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from pydantic import ValidationError
+
+from memalign_graph.errors import InvalidValueError
+from memalign_graph.feedback import Feedback, check_text
+
+if TYPE_CHECKING:
+    from memalign_graph.spec import JudgeSpec
+
+# What one stored field of feedback may hold, in characters (JSON for structured values). A prompt shows
+# at most `field_token_budget` tokens of a field; past this, a row is a mistake, and storing it would
+# copy it into every checkpoint that carries it.
+MAX_STORED_FIELD_CHARS = 256 * 1024
 
 
 class FeedbackRecord(TypedDict):
@@ -26,21 +40,17 @@ class FeedbackRecord(TypedDict):
     content_hash: str
     created_at: str
     updated_at: str
-    distilled: bool
 
 
 class Guideline(TypedDict):
-    """A general rule distilled from feedback; `feedback_ids` is its provenance.
-
-    Semantic memory keeps each guideline's `embedding` for dedupe; what a user reads leaves it out.
-    """
+    """A general rule distilled from feedback; `feedback_ids` is its provenance. (Its embedding, for
+    dedupe, is kept beside it in semantic memory.)"""
 
     id: str
     text: str
     feedback_ids: list[str]
     created_at: str
     updated_at: str
-    embedding: NotRequired[list[float]]
 
 
 class DraftGuideline(TypedDict):
@@ -104,6 +114,35 @@ class AlignmentReport(TypedDict):
     guidelines_added: list[str]
     guidelines_merged: list[str]
     guidelines_removed: list[str]
+    guidelines_redistilled: list[str]
+
+
+REPORT_ID_LISTS = (
+    "added",
+    "updated",
+    "unchanged",
+    "forgotten",
+    "distilled",
+    "guidelines_added",
+    "guidelines_merged",
+    "guidelines_removed",
+    "guidelines_redistilled",
+)
+
+
+def empty_report(**lists: list[str]) -> AlignmentReport:
+    """A report of an alignment that changed nothing (the given lists aside)."""
+    report = AlignmentReport(pending=[], failed_batches=[], **{key: [] for key in REPORT_ID_LISTS})  # type: ignore[typeddict-item]
+    report.update(lists)  # type: ignore[typeddict-item]
+    return report
+
+
+def merge_reports(into: AlignmentReport, new: AlignmentReport) -> None:
+    """Fold a later alignment's report into an earlier one; pending is what is pending after the last."""
+    for key in REPORT_ID_LISTS:
+        into[key] = sorted(set(into[key]) | set(new[key]))  # type: ignore[literal-required]
+    into["failed_batches"] = [*into["failed_batches"], *new["failed_batches"]]
+    into["pending"] = list(new["pending"])
 
 
 def content_hash(record: FeedbackRecord) -> str:
@@ -111,3 +150,96 @@ def content_hash(record: FeedbackRecord) -> str:
     keys = ("inputs", "outputs", "expectations", "value", "rationale", "judge_verdict")
     canonical = json.dumps({key: record.get(key) for key in keys}, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def to_record(
+    feedback: Feedback,
+    spec: JudgeSpec,
+    *,
+    known: Mapping[str, FeedbackRecord],
+    now: str,
+    where: str = "feedback",
+) -> FeedbackRecord:
+    """The ledger record of one feedback, checked against the judge: the only place a record is built.
+
+    `known` is the ledger: a record it holds under the same id keeps its creation time. Two records
+    say the same when their `content_hash` does.
+    """
+    fields = spec.validate_record(feedback.as_input(), where=where)
+    check_text(feedback.rationale, field=f"{where}.rationale")
+    check_text(feedback.id, field=f"{where}.id")
+    value = None if feedback.value is None else spec.output.validate_value(feedback.value, field=f"{where}.value")
+    verdict = (
+        None
+        if feedback.judge_verdict is None
+        else spec.output.validate_value(feedback.judge_verdict, field=f"{where}.judge_verdict")
+    )
+    feedback_id = feedback.feedback_id
+    previous = known.get(feedback_id)
+    record = FeedbackRecord(
+        id=feedback_id,
+        inputs=fields.get("inputs"),
+        outputs=fields.get("outputs"),
+        expectations=fields.get("expectations"),
+        value=value,
+        rationale=(feedback.rationale or "").strip() or None,
+        judge_verdict=verdict,
+        judge_was_wrong=None if value is None or verdict is None else value != verdict,
+        content_hash="",
+        created_at=previous["created_at"] if previous else now,
+        updated_at=now,
+    )
+    for name in ("inputs", "outputs", "expectations", "rationale"):
+        _check_stored_size(record[name], field=f"{where}.{name}")  # type: ignore[literal-required]
+    record["content_hash"] = content_hash(record)
+    return record
+
+
+def to_records(
+    spec: JudgeSpec, feedback: Sequence[Feedback | Mapping[str, Any]], known: Mapping[str, FeedbackRecord], *, now: str
+) -> list[FeedbackRecord]:
+    """Every incoming feedback as a ledger record, or an error naming the record and the field.
+
+    One id twice with the same content counts once; with different content it is refused.
+    """
+    records: dict[str, FeedbackRecord] = {}
+    first_index: dict[str, int] = {}
+    for index, item in enumerate(feedback):
+        where = f"feedback[{index}]"
+        parsed = as_feedback(item, where=where)
+        record = to_record(parsed, spec, known=known, now=now, where=where)
+        earlier = records.get(record["id"])
+        if earlier is not None:
+            if earlier["content_hash"] != record["content_hash"]:
+                raise InvalidValueError(
+                    f"{where}.id: {record['id']!r} is also feedback[{first_index[record['id']]}] with different "
+                    "content; keep one of them, or give them different ids."
+                )
+            continue
+        records[record["id"]] = record
+        first_index[record["id"]] = index
+    return list(records.values())
+
+
+def as_feedback(item: Feedback | Mapping[str, Any], *, where: str) -> Feedback:
+    """A `Feedback` from itself or from a plain dict, with pydantic's complaints as one line naming `where`."""
+    if isinstance(item, Feedback):
+        return item
+    try:
+        return Feedback.model_validate(item)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in issue['loc']) or 'record'}: {issue['msg']}" for issue in error.errors()
+        )
+        raise InvalidValueError(f"{where}: {problems}") from error
+
+
+def _check_stored_size(value: Any, *, field: str) -> None:
+    if value is None:
+        return
+    size = len(value) if isinstance(value, str) else len(json.dumps(value, ensure_ascii=False, default=str))
+    if size > MAX_STORED_FIELD_CHARS:
+        raise InvalidValueError(
+            f"{field}: {size:,} characters is more than a stored feedback field holds ({MAX_STORED_FIELD_CHARS:,}); "
+            "shorten it (a prompt shows at most field_token_budget tokens of a field anyway)."
+        )

@@ -19,9 +19,10 @@ from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.runtime import Runtime
 
-from memalign_graph.errors import ConfigurationError
+from memalign_graph.context import DEFAULT_NAMESPACE, MemoryContext
+from memalign_graph.errors import ConfigurationError, InvalidValueError
 from memalign_graph.memory.episodic import EpisodicStore
-from memalign_graph.memory.semantic import CheckpointSemanticMemory, SemanticMemoryReader, run_checkpointer
+from memalign_graph.memory.reader import CheckpointSemanticMemory, SemanticMemoryReader, run_checkpointer
 from memalign_graph.spec import JudgeSpec
 
 
@@ -31,6 +32,7 @@ class Resources:
 
     `semantic_memory=None` means: read guidelines through the checkpointer of the run itself, as a
     judge graph nested in a user's checkpointed graph, or served by the LangGraph server, does.
+    `namespace` binds every run to one tenant: a run's context cannot name another.
     """
 
     spec: JudgeSpec
@@ -38,6 +40,7 @@ class Resources:
     embeddings: Embeddings
     episodic_store: EpisodicStore
     semantic_memory: SemanticMemoryReader | None = None
+    namespace: str | None = None
 
 
 ResourceResolver = Callable[[Runtime[Any]], Resources]
@@ -90,3 +93,20 @@ def semantic_memory_of(resources: Resources) -> SemanticMemoryReader:
         if reader is None:
             reader = _readers[checkpointer] = CheckpointSemanticMemory(checkpointer)
         return reader
+
+
+def namespace_for(resources: Resources, context: MemoryContext | None) -> str:
+    """The namespace a run works in: the one its graph is bound to, else its context's, else the default.
+
+    A bound graph refuses a run whose context names another namespace, so no caller reaches another
+    tenant's memory through it.
+    """
+    asked = context.namespace if context is not None else None
+    if resources.namespace is None:
+        return asked or DEFAULT_NAMESPACE
+    if asked is not None and asked != resources.namespace:
+        raise InvalidValueError(
+            f"namespace: this judge is bound to namespace {resources.namespace!r}, and a run cannot name "
+            f"{asked!r}; open a judge with namespace={asked!r} for that one."
+        )
+    return resources.namespace

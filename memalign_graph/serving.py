@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from memalign_graph.config import open_episodic_store, resolve_chat_model, resolve_embeddings
 from memalign_graph.context import FeedbackContext
 from memalign_graph.errors import ConfigurationError
-from memalign_graph.memory.episodic import QdrantEpisodicStore
+from memalign_graph.memory.qdrant_store import QdrantEpisodicStore
 from memalign_graph.resources import Resources
 from memalign_graph.spec import JudgeSpec
 

@@ -16,7 +16,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from fakes import BagOfWordsEmbeddings, ScriptedChatModel
 from memalign_graph import Boolean, JudgeSpec, MemAlignJudge, QdrantEpisodicStore
-from memalign_graph.config import open_postgres_checkpointer
+from memalign_graph.memory.savers import open_postgres_checkpointer
 
 
 @pytest.fixture

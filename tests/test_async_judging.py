@@ -15,7 +15,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from fakes import ScriptedChatModel
 from memalign_graph import Feedback, MemAlignJudge
-from memalign_graph.memory.semantic import CheckpointSemanticMemory, SharedProbe
+from memalign_graph.memory.reader import CheckpointSemanticMemory, SharedProbe
 from qdrant_rest import running_qdrant_rest
 
 RULE = "Answer true when the text mentions {word}."

@@ -21,7 +21,7 @@ from memalign_graph import (
     VerdictParseError,
     resolve_chat_model,
 )
-from memalign_graph.judging.graph import is_transient
+from memalign_graph.model_calls import is_transient
 
 
 def test_no_model_configured_says_what_to_set(monkeypatch: pytest.MonkeyPatch, tone_spec) -> None:

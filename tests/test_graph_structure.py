@@ -13,7 +13,7 @@ import pytest
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 
 
-@pytest.mark.parametrize("graph_name", ["alignment_graph", "judge_graph"])
+@pytest.mark.parametrize("graph_name", ["alignment_graph", "judge_graph", "feedback_graph"])
 def test_graph_structure_matches_snapshot(make_judge, tone_spec, graph_name: str) -> None:
     judge = make_judge(tone_spec)
     drawn = getattr(judge, graph_name).get_graph().draw_mermaid()

@@ -7,7 +7,7 @@ guideline: both versions stay.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -18,8 +18,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from memalign_graph.alignment.distill import MAX_GUIDELINE_TOKENS, guideline_list_schema
-from memalign_graph.memory.guidelines import guideline_id
-from memalign_graph.memory.semantic import rank_guidelines
+from memalign_graph.memory.guidelines import guideline_id, rank_guidelines
 from memalign_graph.model_calls import invoke_structured
 from memalign_graph.prompts import (
     CLOSE_CALL_SYSTEM_PROMPT,
@@ -54,25 +53,31 @@ def merge_drafts(
     model: BaseChatModel,
     embeddings: Embeddings,
     guidelines: Mapping[str, Guideline],
+    known_vectors: Mapping[str, list[float]],
     drafts: list[DraftGuideline],
     *,
     merge_at: float,
     close_call_at: float,
     max_concurrency: int = 4,
-) -> dict[str, Guideline]:
+) -> tuple[dict[str, Guideline], dict[str, list[float]]]:
     """Add drafts to the guidelines; a draft that says what one already says merges into it (provenance united).
 
     Close calls are asked only against the guidelines memory already had, all at once (one round trip
     of wall time, not one per draft); drafts of this run merge with each other when near-identical.
+    Returns the guidelines and the vectors of those added or reworded (memory keeps the others').
     """
     merged: dict[str, Guideline] = {key: Guideline(**guideline) for key, guideline in guidelines.items()}
+    fresh: dict[str, list[float]] = {}
     if not drafts:
-        return merged
+        return merged, fresh
     now = _now()
+    missing = [key for key in merged if key not in known_vectors]  # e.g. guidelines imported without vectors
+    if missing:
+        fresh.update(zip(missing, embeddings.embed_documents([merged[key]["text"] for key in missing]), strict=True))
     unique_texts = list(dict.fromkeys(draft["text"] for draft in drafts))  # parallel batches repeat themselves
     unique_vectors = dict(zip(unique_texts, embeddings.embed_documents(unique_texts), strict=True))
     vectors = [unique_vectors[draft["text"]] for draft in drafts]
-    index = _SimilarityIndex(merged.values())
+    index = _SimilarityIndex({key: fresh.get(key) or known_vectors[key] for key in merged})
     nearest = [index.nearest(vector) for vector in vectors]
     asked = [
         (merged[key]["text"], draft["text"]) if key is not None and close_call_at <= similarity < merge_at else None
@@ -91,8 +96,8 @@ def merge_drafts(
             _absorb(target, draft["feedback_ids"], now)
             if text and text != target["text"]:
                 target["text"] = text
-                target["embedding"] = list(embeddings.embed_query(text))
-                index.add(key, target["embedding"])
+                fresh[key] = list(embeddings.embed_query(text))
+                index.add(key, fresh[key])
             continue
         twin, twin_similarity = index.nearest(vector)  # now also this run's new guidelines
         if twin is not None and twin_similarity >= merge_at:
@@ -108,10 +113,10 @@ def merge_drafts(
             feedback_ids=list(draft["feedback_ids"]),
             created_at=now,
             updated_at=now,
-            embedding=list(vector),
         )
+        fresh[new_key] = list(vector)
         index.add(new_key, vector)
-    return merged
+    return merged, fresh
 
 
 def _ask_in_parallel(
@@ -143,7 +148,7 @@ def close_call(model: BaseChatModel, existing: str, new: str) -> tuple[str, str]
 
 def consolidate(
     model: BaseChatModel, embeddings: Embeddings, guidelines: dict[str, Guideline], *, token_budget: int
-) -> dict[str, Guideline]:
+) -> tuple[dict[str, Guideline], dict[str, list[float]]]:
     """Rewrite guidelines that outgrew their budget into fewer ones; provenance follows every rewrite.
 
     A replacement's provenance is the union of the guidelines it replaces, so forgetting feedback still
@@ -151,7 +156,7 @@ def consolidate(
     """
     tokens = guideline_block_tokens(guidelines.values())
     if tokens <= token_budget:
-        return guidelines
+        return guidelines, {}
     ranked = rank_guidelines(guidelines.values())
     messages = [
         SystemMessage(CONSOLIDATE_SYSTEM_PROMPT.format(tokens=tokens, budget=token_budget)),
@@ -161,8 +166,9 @@ def consolidate(
         answer, _raw = invoke_structured(model, CONSOLIDATE_SCHEMA, messages)
         items = [item for item in answer["guidelines"] if isinstance(item, dict)]
     except Exception:  # noqa: BLE001 - over budget is better than lost guidance; judging still caps the block
-        return guidelines
+        return guidelines, {}
     result = dict(guidelines)
+    fresh: dict[str, list[float]] = {}
     now = _now()
     rewrites: list[tuple[str, list[str]]] = []
     replaced: set[str] = set()
@@ -182,21 +188,20 @@ def consolidate(
         if key in result:
             _absorb(result[key], provenance, now)
             continue
-        result[key] = Guideline(
-            id=key, text=text, feedback_ids=provenance, created_at=created, updated_at=now, embedding=list(vector)
-        )
-    return result
+        result[key] = Guideline(id=key, text=text, feedback_ids=provenance, created_at=created, updated_at=now)
+        fresh[key] = list(vector)
+    return result, fresh
 
 
 class _SimilarityIndex:
     """Unit vectors of the guidelines in one matrix, so a draft is compared with all of them at once."""
 
-    def __init__(self, guidelines: Iterable[Guideline]) -> None:
+    def __init__(self, vectors: Mapping[str, list[float]]) -> None:
         self._keys: list[str] = []
         self._rows: dict[str, int] = {}
         self._matrix = np.zeros((0, 0), dtype=np.float32)
-        for guideline in guidelines:
-            self.add(guideline["id"], guideline["embedding"])
+        for key, vector in vectors.items():
+            self.add(key, vector)
 
     def add(self, key: str, vector: list[float]) -> None:
         unit = _unit(vector)

@@ -1,44 +1,60 @@
-"""The alignment graph's state: semantic memory (what it checkpoints) and what one run carries."""
+"""The alignment graph's state: semantic memory (what it checkpoints) and what one run carries.
+
+The per-run channels that carry feedback or guidelines are `DeltaChannel`s with last-value semantics:
+stored once per write, not again in every checkpoint of the run (see `memalign_graph.memory.ledger`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, TypedDict
 
+from langgraph.channels.delta import DeltaChannel
+
+from memalign_graph.memory.ledger import SemanticMemory, latest
 from memalign_graph.records import AlignmentReport, BatchFailure, DraftGuideline, FeedbackRecord, Guideline
 
 
 class AlignmentPlan(TypedDict):
-    """What one alignment will change, decided by `validate` before anything is written."""
+    """What one alignment will change, decided by `validate` (the ledger's own changes are written then)."""
 
-    upsert: list[FeedbackRecord]
-    delete: list[str]
-    distill: list[FeedbackRecord]
+    now: str
+    added: list[str]
+    updated: list[str]
     unchanged: list[str]
+    forgotten: list[str]
+    distill: list[str]
     guidelines: dict[str, Guideline]
+    new_vectors: dict[str, list[float]]
+    redistilled: list[str]
+    restored: str | None
 
 
 def extend_or_reset(left: list[Any] | None, right: list[Any] | None) -> list[Any]:
-    """Reducer for per-run fan-in channels: parallel writers append, `None` starts a new run empty."""
+    """Fan-in of parallel writers: they append, and `None` starts a new run empty."""
     if right is None:
         return []
     return [*(left or []), *right]
 
 
-class SemanticMemory(TypedDict):
-    """The alignment graph's persistent state: semantic memory and the feedback ledger."""
-
-    judge: str
-    namespace: str
-    guidelines: dict[str, Guideline]
-    records: dict[str, FeedbackRecord]
+def extend_or_reset_all(current: list[Any], writes: Sequence[list[Any] | None]) -> list[Any]:
+    """`extend_or_reset` over a batch of writes, as a `DeltaChannel` replays them."""
+    value = current
+    for write in writes:
+        value = extend_or_reset(value, write)
+    return value
 
 
 class AlignmentInput(TypedDict, total=False):
-    """What a caller sends to the alignment graph: feedback to learn, ids to forget."""
+    """What a caller sends: feedback to learn, ids to forget (`purge` also drops every guideline that
+    cited them and distills its other feedback again), guideline ids to drop, or an earlier version
+    (a checkpoint id of the memory thread) to make current again."""
 
-    feedback: list[dict[str, Any]]
+    feedback: Annotated[list[dict[str, Any]], DeltaChannel(latest)]
     forget: list[str]
     forget_guidelines: list[str]
+    purge: bool
+    restore: str | None
 
 
 class AlignmentOutput(TypedDict):
@@ -47,14 +63,14 @@ class AlignmentOutput(TypedDict):
 
 
 class AlignmentState(SemanticMemory, AlignmentInput, total=False):
-    plan: AlignmentPlan
-    drafts: Annotated[list[DraftGuideline], extend_or_reset]
-    failures: Annotated[list[BatchFailure], extend_or_reset]
-    report: AlignmentReport
+    plan: Annotated[AlignmentPlan, DeltaChannel(latest)]
+    drafts: Annotated[list[DraftGuideline], DeltaChannel(extend_or_reset_all)]
+    failures: Annotated[list[BatchFailure], DeltaChannel(extend_or_reset_all)]
+    report: Annotated[AlignmentReport, DeltaChannel(latest)]
 
 
 class DistillTask(TypedDict):
-    """The payload `Send` gives one parallel distillation call (guidelines without embeddings)."""
+    """The payload `Send` gives one parallel distillation call."""
 
     batch: list[FeedbackRecord]
-    guidelines: list[dict[str, Any]]
+    guidelines: list[Guideline]

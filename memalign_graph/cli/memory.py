@@ -16,13 +16,13 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
 
-from memalign_graph.bulk import memory_ledger
 from memalign_graph.cli.common import NO_MODEL, CliError, open_judge, resolve_model, resolve_spec
 from memalign_graph.config import open_episodic_store, resolve_embeddings
 from memalign_graph.errors import ConfigurationError, InvalidValueError
 from memalign_graph.judge import MemAlignJudge
-from memalign_graph.memory import transfer as migration
-from memalign_graph.memory.episodic import QdrantEpisodicStore
+from memalign_graph.memory import transfer
+from memalign_graph.memory.episodic import EpisodicStore
+from memalign_graph.spec import JudgeSpec
 
 EXAMPLE = """examples:
   memalign memory show --judge support_tone --episodes 10
@@ -100,9 +100,9 @@ def _open(args: argparse.Namespace) -> Any:
 def show(args: argparse.Namespace) -> int:
     with _open(args) as judge:
         guidelines = judge.guidelines()
-        ledger = memory_ledger(judge)
+        ledger = judge.memory.ledger()
+        pending = sorted(judge.memory.pending())
         episodes = list_episodes(judge, args.episodes) if args.episodes > 0 else []
-    pending = sorted(key for key, record in ledger.items() if not record["distilled"])
     if args.json:
         print(
             json.dumps(
@@ -162,7 +162,7 @@ def rollback(args: argparse.Namespace) -> int:
         judge.rollback(args.checkpoint_id)
         print(
             f"rolled {judge.spec.name!r} back to {args.checkpoint_id}: {len(judge.guidelines())} guidelines, "
-            f"{len(memory_ledger(judge))} feedback"
+            f"{len(judge.memory.ledger())} feedback"
         )
     return 0
 
@@ -175,7 +175,8 @@ def forget(args: argparse.Namespace) -> int:
             report = judge.forget_guidelines(args.ids)
             print(f"removed {len(report['guidelines_removed'])} guidelines from {judge.spec.name!r}")
             return 0
-        _refuse_unknown(args.ids, set(memory_ledger(judge)), "feedback", "memalign memory show --episodes N")
+        if not args.purge:  # a purge may be run again for ids already forgotten, to finish an interrupted one
+            _refuse_unknown(args.ids, set(judge.memory.ledger()), "feedback", "memalign memory show --episodes N")
         report = judge.forget(args.ids, purge=args.purge)
         print(
             f"forgot {len(report['forgotten'])} feedback items of {judge.spec.name!r}; "
@@ -191,6 +192,7 @@ def verify(args: argparse.Namespace) -> int:
         problems = {
             "unfinished alignment": list(found.unfinished_run),
             "feedback without an episode": found.missing_episodes,
+            "episodes whose content differs from their feedback": found.stale_episodes,
             "episodes without feedback": found.orphan_episodes,
             "guidelines citing unknown feedback": sorted(found.unknown_provenance),
         }
@@ -205,31 +207,33 @@ def verify(args: argparse.Namespace) -> int:
 
 
 def export_memory(args: argparse.Namespace) -> int:
-    with _memory_location(args) as location:
-        written = migration.export_memory(location, args.file)
+    with _memory_location(args) as (memory, store, spec):
+        written = transfer.export_memory(memory, store, spec, args.file)
     print(f"wrote {written['guidelines']} guidelines, {written['records']} feedback, {written['episodes']} episodes")
     return 0
 
 
 def import_memory(args: argparse.Namespace) -> int:
-    with _memory_location(args) as location:
+    with _memory_location(args) as (memory, store, spec):
         try:
-            held = migration.import_memory(location, args.file)
+            held = transfer.import_memory(memory, store, spec, args.file)
         except InvalidValueError as error:
             raise CliError(str(error)) from error
     print(
-        f"{location.spec.name!r} now holds {held['guidelines']} guidelines, {held['records']} feedback, "
+        f"{spec.name!r} now holds {held['guidelines']} guidelines, {held['records']} feedback, "
         f"{held['episodes']} episodes" + (f" on {args.server}" if args.server else "")
     )
     return 0
 
 
 @contextmanager
-def _memory_location(args: argparse.Namespace) -> Iterator[migration.MemoryLocation]:
+def _memory_location(
+    args: argparse.Namespace,
+) -> Iterator[tuple[transfer.SemanticMemoryOwner, EpisodicStore, JudgeSpec]]:
     """The judge's memory in this home's stores, or, with --server, that of the judge the server serves."""
     if not args.server:
         with _open(args) as judge:
-            yield migration.JudgeMemory(judge)
+            yield judge.memory, judge.episodic_store, judge.spec
         return
     from langgraph_sdk import get_sync_client
     from langgraph_sdk.errors import APIConnectionError, APIStatusError
@@ -243,7 +247,7 @@ def _memory_location(args: argparse.Namespace) -> Iterator[migration.MemoryLocat
     client = get_sync_client(url=args.server)  # its API key from LANGGRAPH_API_KEY or LANGSMITH_API_KEY
     try:
         with open_episodic_store() as store:
-            yield migration.ServedMemory(client, spec, episodic_store=store, namespace=args.namespace)
+            yield transfer.ServedMemory(client, spec, namespace=args.namespace), store, spec
     except (APIConnectionError, httpx.TransportError) as error:
         raise CliError(f"--server: cannot reach the LangGraph server at {args.server}: {error}") from error
     except APIStatusError as error:
@@ -265,8 +269,7 @@ RUNS = {
 
 def list_episodes(judge: MemAlignJudge, limit: int) -> list[dict[str, Any]]:
     """Up to `limit` episodes as stored (Qdrant payload metadata)."""
-    store = judge.episodic_store
-    return store.episodes(judge.spec.name, judge.namespace, limit) if isinstance(store, QdrantEpisodicStore) else []
+    return judge.episodic_store.episodes(judge.spec.name, judge.namespace, limit)
 
 
 def _refuse_unknown(ids: list[str], known: set[str], kind: str, where: str) -> None:

@@ -30,7 +30,7 @@ from memalign_graph.evaluation.ablations import Variant, VariantJudges, open_var
 from memalign_graph.evaluation.datasets import LabeledExample
 from memalign_graph.evaluation.metrics import agreement_report, quality_metric_name
 from memalign_graph.feedback import Feedback
-from memalign_graph.memory.episodic import QdrantEpisodicStore
+from memalign_graph.memory.qdrant_store import QdrantEpisodicStore
 from memalign_graph.records import Verdict
 from memalign_graph.spec import JudgeSpec
 

@@ -16,57 +16,21 @@ from langgraph._internal._runnable import RunnableCallable
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import get_runtime
-from langgraph.types import RetryPolicy
 
 from memalign_graph.context import JudgeContext
-from memalign_graph.errors import InvalidValueError, VerdictParseError
-from memalign_graph.judging.state import JudgeInput, JudgeOutput, JudgeState, MemoryUsed
-from memalign_graph.judging.working_memory import build_judge_prompt
+from memalign_graph.judging.state import JudgeInput, JudgeOutput, JudgeState
+from memalign_graph.judging.verdict import parse_verdict, verdict_schema
+from memalign_graph.judging.working_memory import build_judge_prompt, memory_used
 from memalign_graph.memory.episodic import EpisodicStore
-from memalign_graph.memory.semantic import SemanticMemoryReader
-from memalign_graph.model_calls import StructuredOutputError, ainvoke_structured, invoke_structured
-from memalign_graph.prompts import JUDGE_RETRY_PROMPT, JUSTIFICATION_FIELD
-from memalign_graph.records import Verdict
+from memalign_graph.memory.reader import SemanticMemoryReader
+from memalign_graph.model_calls import MODEL_RETRY, StructuredOutputError, ainvoke_structured, invoke_structured
+from memalign_graph.prompts import JUDGE_RETRY_PROMPT
 from memalign_graph.rendering import retrieval_text
-from memalign_graph.resources import ResourceResolver, Resources, aresolve, fixed, semantic_memory_of
+from memalign_graph.resources import ResourceResolver, Resources, aresolve, fixed, namespace_for, semantic_memory_of
 from memalign_graph.spec import JudgeSpec
 
 T = TypeVar("T")
-
-_TRANSIENT_NAMES = ("Timeout", "RateLimit", "Connection", "Unavailable", "Overloaded", "InternalServer")
-
-
-def is_transient(error: Exception) -> bool:
-    """Timeouts, dropped connections, rate limits and 5xx deserve another try; a bug or a bad request does not.
-
-    Provider exceptions are recognised by status code or class name, so no provider SDK is imported.
-    """
-    if isinstance(error, (TimeoutError, ConnectionError)):
-        return True
-    status = getattr(error, "status_code", None) or getattr(getattr(error, "response", None), "status_code", None)
-    if isinstance(status, int):
-        return status in (408, 429) or status >= 500
-    return any(word in type(error).__name__ for word in _TRANSIENT_NAMES)
-
-
-# Transient model errors are retried by LangGraph with backoff; a bad answer is retried by the
-# parse loop instead, with the reason fed back to the model.
-MODEL_RETRY = RetryPolicy(max_attempts=3, initial_interval=0.5, backoff_factor=2.0, retry_on=is_transient)
-
-
-def verdict_schema(spec: JudgeSpec) -> dict[str, Any]:
-    """The JSON schema of a verdict: rationale first, so the model reasons before it decides."""
-    return {
-        "title": "verdict",
-        "description": f"The verdict of judge {spec.name}.",
-        "type": "object",
-        "properties": {
-            "rationale": {"type": "string", "description": JUSTIFICATION_FIELD},
-            "value": {**spec.output.json_schema(), "description": spec.output.describe()},
-        },
-        "required": ["rationale", "value"],
-        "additionalProperties": False,
-    }
+JudgeGraph = CompiledStateGraph[JudgeState, JudgeContext, JudgeInput, JudgeOutput]
 
 
 def node(step: Callable[..., Any], astep: Callable[..., Awaitable[Any]]) -> RunnableCallable:
@@ -115,32 +79,40 @@ def create_judge_graph(
     embeddings: Embeddings,
     episodic_store: EpisodicStore,
     semantic_memory: SemanticMemoryReader | None = None,
+    namespace: str | None = None,
     name: str | None = None,
-) -> CompiledStateGraph:
+) -> JudgeGraph:
     """Compile the judging graph for one judge. Per-run settings come from `JudgeContext`.
 
     Without `semantic_memory`, guidelines are read through the checkpointer of the run itself: nest
-    the graph in a checkpointed graph, or serve it with the LangGraph server.
+    the graph in a checkpointed graph, or serve it with the LangGraph server. With `namespace`, every
+    run is bound to it (a run's context naming another is refused).
     """
     resources = Resources(
-        spec=spec, model=model, embeddings=embeddings, episodic_store=episodic_store, semantic_memory=semantic_memory
+        spec=spec,
+        model=model,
+        embeddings=embeddings,
+        episodic_store=episodic_store,
+        semantic_memory=semantic_memory,
+        namespace=namespace,
     )
     return build_judge_graph(fixed(resources), name=name or f"judge:{spec.name}")
 
 
 def build_judge_graph(
     resolve: ResourceResolver, *, context_schema: type[JudgeContext] = JudgeContext, name: str = "judge"
-) -> CompiledStateGraph:
+) -> JudgeGraph:
     """The judging graph over resources resolved per run (see `create_judge_graph` for the usual form)."""
 
     def retrieve(state: JudgeState) -> dict[str, Any]:
         """Fetch both memories: every guideline, and the k past examples nearest to this input."""
         context, resources, example = retrieval(state)
-        snapshot = semantic_memory_of(resources).read(resources.spec.name, context.namespace)
+        namespace = namespace_for(resources, context)
+        snapshot = semantic_memory_of(resources).read(resources.spec.name, namespace)
         episodes = []
         if context.k > 0:
             vector = resources.embeddings.embed_query(retrieval_text(example, max_tokens=context.field_token_budget))
-            episodes = resources.episodic_store.search(resources.spec.name, context.namespace, vector, context.k)
+            episodes = resources.episodic_store.search(resources.spec.name, namespace, vector, context.k)
         return retrieved(example, snapshot.guidelines, episodes)
 
     async def aretrieve(state: JudgeState) -> dict[str, Any]:
@@ -148,12 +120,13 @@ def build_judge_graph(
         runtime = get_runtime()
         resources = await aresolve(resolve, runtime)
         context, example = runtime.context or JudgeContext(), resources.spec.validate_record(state, where="input")
-        snapshot = await semantic_memory_of(resources).aread(resources.spec.name, context.namespace)
+        namespace = namespace_for(resources, context)
+        snapshot = await semantic_memory_of(resources).aread(resources.spec.name, namespace)
         episodes = []
         if context.k > 0:
             text = retrieval_text(example, max_tokens=context.field_token_budget)
             vector = await resources.embeddings.aembed_query(text)
-            episodes = await resources.episodic_store.asearch(resources.spec.name, context.namespace, vector, context.k)
+            episodes = await resources.episodic_store.asearch(resources.spec.name, namespace, vector, context.k)
         return retrieved(example, snapshot.guidelines, episodes)
 
     def retrieval(state: JudgeState) -> tuple[JudgeContext, Resources, dict[str, Any]]:
@@ -183,15 +156,7 @@ def build_judge_graph(
             guideline_token_budget=context.guideline_token_budget,
             field_token_budget=context.field_token_budget,
         )
-        shown = set(memory["guideline_ids"])
-        used = MemoryUsed(
-            guidelines=[
-                {"id": g["id"], "text": g["text"], "feedback_ids": g["feedback_ids"]}
-                for g in state.get("guidelines", [])
-                if g["id"] in shown
-            ],
-            episodes=list(state.get("episodes", [])),
-        )
+        used = memory_used(state.get("guidelines", []), state.get("episodes", []), memory)
         return {"working_memory": memory, "memory_used": used}
 
     def ask(state: JudgeState) -> tuple[Resources, list[BaseMessage], dict[str, Any]]:
@@ -224,38 +189,13 @@ def build_judge_graph(
         """Hold the answer to the output type; never turn a bad answer into a verdict."""
         runtime = get_runtime()
         context = runtime.context or JudgeContext()
-        spec = resolve(runtime).spec
-        error = state.get("error")
-        answer = state.get("answer") or {}
-        value: Any = None
-        if error is None:
-            try:
-                value = spec.output.validate_value(answer.get("value"), field="value")
-            except InvalidValueError as invalid:
-                error = str(invalid)
-        if error is None:
-            rationale = str(answer.get("rationale") or "").strip()
-            memory = state["working_memory"]
-            verdict = Verdict(
-                key=spec.name,
-                score=value,
-                comment=rationale,
-                metadata={
-                    "judge": spec.name,
-                    "namespace": context.namespace,
-                    "guideline_ids": memory["guideline_ids"],
-                    "episode_ids": memory["episode_ids"],
-                    "attempts": state["attempts"],
-                },
-            )
-            return {"verdict": verdict, "error": None}
-        if state["attempts"] >= context.max_parse_attempts:
-            raise VerdictParseError(
-                f"Judge {spec.name!r} gave no valid verdict in {state['attempts']} attempts; last problem: {error}",
-                attempts=state["attempts"],
-                raw_outputs=list(state.get("raw_outputs", [])),
-            )
-        return {"error": error}
+        resources = resolve(runtime)
+        return parse_verdict(
+            resources.spec,
+            state,
+            namespace=namespace_for(resources, context),
+            max_attempts=context.max_parse_attempts,
+        )
 
     def after_parse(state: JudgeState) -> str:
         return "judge" if state.get("error") else END

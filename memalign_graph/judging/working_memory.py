@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from memalign_graph.judging.state import WorkingMemory
+from memalign_graph.judging.state import MemoryUsed, WorkingMemory
 from memalign_graph.prompts import DATA_NOTICE, JUDGE_SYSTEM_PROMPT, JUDGE_USER_PROMPT, NO_EXAMPLES
 from memalign_graph.records import Episode, Guideline
 from memalign_graph.rendering import delimit, guideline_tokens, render_episode, render_fields, render_guidelines
@@ -59,4 +59,17 @@ def build_judge_prompt(
         user=user,
         guideline_ids=[guideline["id"] for guideline in shown],
         episode_ids=[episode["feedback_id"] for episode in episodes],
+    )
+
+
+def memory_used(guidelines: Sequence[Guideline], episodes: Sequence[Episode], memory: WorkingMemory) -> MemoryUsed:
+    """What the judgment was shown, for the caller: the guidelines within budget and every episode."""
+    shown = set(memory["guideline_ids"])
+    return MemoryUsed(
+        guidelines=[
+            {"id": g["id"], "text": g["text"], "feedback_ids": g["feedback_ids"]}
+            for g in guidelines
+            if g["id"] in shown
+        ],
+        episodes=list(episodes),
     )

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from memalign_graph.config import POSTGRES_EXTRA_HELP, postgres_connection_help
 from memalign_graph.errors import ConfigurationError
 from memalign_graph.memory.per_loop import PerLoop
-from memalign_graph.memory.semantic import is_saver
+from memalign_graph.memory.savers import (
+    POSTGRES_EXTRA_HELP,
+    is_saver,
+    postgres_connection_help,
+    postgres_conninfo,
+    sqlite_file,
+)
 
 
 def async_sqlite_checkpointer(path: str | Path) -> PerLoop[BaseCheckpointSaver]:
@@ -62,30 +68,15 @@ async def _close_connection(saver: BaseCheckpointSaver) -> None:
     await saver.conn.close()  # type: ignore[attr-defined]
 
 
-def async_twin(saver: BaseCheckpointSaver) -> PerLoop[BaseCheckpointSaver] | None:
+def async_twin(saver: BaseCheckpointSaver[Any]) -> PerLoop[BaseCheckpointSaver[Any]] | None:
     """The async savers on the database a sync saver writes, or None where none is needed or possible.
 
     SQLite on a file and Postgres (a connection or a pool) get a twin. InMemorySaver reads natively
     in async code; any other saver is read in a worker thread.
     """
-    import sqlite3
-
-    from langgraph.checkpoint.sqlite import SqliteSaver
-
-    if isinstance(saver, SqliteSaver) and isinstance(saver.conn, sqlite3.Connection):
-        path = saver.conn.execute("PRAGMA database_list").fetchone()[2]
-        return async_sqlite_checkpointer(path) if path else None  # '' is an in-memory database
+    path = sqlite_file(saver)
+    if path is not None:
+        return async_sqlite_checkpointer(path)
     if is_saver(saver, "PostgresSaver"):
-        return async_postgres_checkpointer(_postgres_conninfo(saver.conn))  # type: ignore[attr-defined]
+        return async_postgres_checkpointer(postgres_conninfo(saver.conn))  # type: ignore[attr-defined]
     return None
-
-
-def _postgres_conninfo(connection: object) -> str:
-    """The connection string of a psycopg connection or pool, password included (psycopg hides it)."""
-    conninfo = getattr(connection, "conninfo", None)  # a ConnectionPool keeps the string it was given
-    if isinstance(conninfo, str):
-        return conninfo
-    from psycopg.conninfo import make_conninfo
-
-    info = connection.info  # type: ignore[attr-defined]
-    return make_conninfo(info.dsn, password=info.password) if info.password else info.dsn

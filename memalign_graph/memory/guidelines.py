@@ -1,4 +1,4 @@
-"""Guideline bookkeeping shared by alignment and forgetting: ids and provenance."""
+"""Guideline bookkeeping shared by alignment, judging and forgetting: ids, provenance and rank."""
 
 from __future__ import annotations
 
@@ -27,3 +27,16 @@ def prune_provenance(guidelines: Mapping[str, Guideline], leaving: Iterable[str]
                 else guideline
             )
     return kept
+
+
+def rank_guidelines(guidelines: Iterable[Guideline]) -> list[Guideline]:
+    """Order guidelines by how much feedback supports them, then by age: the order a budget cuts in."""
+    return sorted(
+        guidelines,
+        key=lambda guideline: (-len(guideline["feedback_ids"]), guideline["created_at"], guideline["id"]),
+    )
+
+
+def provenance(guidelines: Mapping[str, Guideline]) -> set[str]:
+    """Every feedback id some guideline cites."""
+    return {feedback_id for guideline in guidelines.values() for feedback_id in guideline["feedback_ids"]}

@@ -1,223 +1,270 @@
-"""Semantic memory: the guidelines, read from the alignment graph's checkpoint.
+"""Semantic memory's one owner: every read, write, rollback and rewrite of a judge's memory thread.
 
-Semantic memory is the alignment graph's checkpointed state on one thread per judge and namespace.
-A judgment runs on any thread, so it reads the latest guidelines from that thread through the same
-checkpointer; the processed result is cached by checkpoint id.
+Semantic memory is the alignment graph's checkpointed state on the judge's memory thread. Everything
+that changes it comes through `MemoryThread`: the facade, the feedback graph, export and import, bulk
+alignment. Each change holds the memory's lock (this process's threads, and every process on the same
+backend), and first finishes what a crash left unfinished: a history rewrite, then an alignment run.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
+import hashlib
+import json
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any, TypedDict
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
-from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.config import get_config
-from langgraph.constants import CONFIG_KEY_CHECKPOINTER
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.pregel import Pregel
 
-from memalign_graph.memory.per_loop import PerLoop
-from memalign_graph.records import Guideline
+from memalign_graph.context import AlignmentContext
+from memalign_graph.errors import ConfigurationError, InvalidValueError
+from memalign_graph.feedback import example_id, plain_data
+from memalign_graph.memory.ledger import (
+    NOTHING_OUTSTANDING,
+    memory_thread_id,
+    summary_of,
+    thread_config,
+    version_write,
+    whole,
+)
+from memalign_graph.memory.locks import MemoryLock, backend_lock
+from memalign_graph.memory.reader import CheckpointSemanticMemory
+from memalign_graph.memory.savers import compact, thread_ids
+from memalign_graph.records import AlignmentReport, FeedbackRecord, Guideline
 
-_THREAD_NAMESPACE = uuid.UUID("0b7c53f4-2a0e-5d8e-9a51-3c1f3e4d2b61")
+Preview = Callable[[Mapping[str, Any], Mapping[str, Any], AlignmentContext], AlignmentReport | None]
+"""Answers the report of a request that would change nothing, or None when it must run."""
 
-
-def memory_thread_id(judge: str, namespace: str) -> str:
-    """The one thread that holds a judge's semantic memory within a namespace.
-
-    A UUID derived from ``memalign:{namespace}:{judge}``: the LangGraph server accepts only UUID
-    thread ids, and a derived one lets every process find the same thread.
-    """
-    return str(uuid.uuid5(_THREAD_NAMESPACE, f"memalign:{namespace}:{judge}"))
-
-
-def run_checkpointer() -> BaseCheckpointSaver | None:
-    """The checkpointer of the graph run this code executes in (a user's graph, or the LangGraph server)."""
-    try:
-        configurable = get_config().get("configurable", {})
-    except RuntimeError:
-        return None
-    return configurable.get(CONFIG_KEY_CHECKPOINTER)
+_REWRITE_NAMESPACE = uuid.UUID("4d0c2c5e-9b7f-5a11-8f0e-2b6a1c3d9e77")
 
 
-@dataclass(frozen=True)
-class SemanticSnapshot:
-    """The guidelines at one checkpoint, most supported first."""
-
-    checkpoint_id: str | None
-    guidelines: list[Guideline] = field(default_factory=list)
-
-
-class SemanticMemoryReader(Protocol):
-    def read(self, judge: str, namespace: str) -> SemanticSnapshot: ...
-
-    async def aread(self, judge: str, namespace: str) -> SemanticSnapshot: ...
+class MemoryVersion(TypedDict):
+    checkpoint_id: str
+    created_at: str
+    guidelines: int
+    feedback: int
 
 
-class CheckpointSemanticMemory:
-    """Reads a judge's guidelines from the alignment thread of a LangGraph checkpointer.
+class MemoryThread:
+    """The owner of one judge's semantic memory in one namespace, over the alignment graph that writes it.
 
-    Loading a checkpoint deserializes the whole alignment state (guidelines with their embeddings, and
-    the feedback ledger): tens of milliseconds at a thousand records. Where the checkpointer lets us ask
-    for the latest checkpoint id alone (SQLite, Postgres, in memory), a judgment pays only for that query until
-    an alignment changes memory.
+    `graph` is the alignment graph compiled with the checkpointer that holds memory. `preview` lets an
+    alignment that would change nothing return at once, writing no version. `on_compact` runs after
+    a rewrite (the episodic store compacts there). `context` is used to finish a run a crash left.
     """
 
     def __init__(
-        self, checkpointer: BaseCheckpointSaver, *, async_checkpointer: PerLoop[BaseCheckpointSaver] | None = None
+        self,
+        graph: Pregel[Any, Any, Any, Any],
+        *,
+        judge: str,
+        namespace: str,
+        reader: CheckpointSemanticMemory | None = None,
+        preview: Preview | None = None,
+        on_compact: Callable[[], None] | None = None,
+        context: AlignmentContext | None = None,
     ) -> None:
-        self._checkpointer = checkpointer
-        self._async_checkpointer = async_checkpointer
-        self._probes: PerLoop[dict[str, SharedProbe]] = PerLoop(_new_probes, _forget_probes)
-        self._cache: dict[str, SemanticSnapshot] = {}
-        self._lock = threading.Lock()
+        saver = graph.checkpointer
+        if not isinstance(saver, BaseCheckpointSaver):
+            raise ConfigurationError(
+                "MemoryThread: compile the alignment graph with checkpointer= (a LangGraph saver)."
+            )
+        self.graph = graph
+        self.saver: BaseCheckpointSaver[Any] = saver
+        self.judge = judge
+        self.namespace = namespace
+        self.thread_id = memory_thread_id(judge, namespace)
+        self.reader = reader or CheckpointSemanticMemory(saver)
+        self.context = replace(context or AlignmentContext(), namespace=namespace)
+        self._preview = preview
+        self._on_compact = on_compact
+        self._lock = MemoryLock(self.thread_id, backend_lock(saver, self.thread_id))
+        self._rewrite_thread = str(uuid.uuid5(_REWRITE_NAMESPACE, self.thread_id))
 
-    def read(self, judge: str, namespace: str) -> SemanticSnapshot:
-        thread_id = memory_thread_id(judge, namespace)
-        cached = self._cached(thread_id)
-        if cached is not None:
-            return cached
-        return self._remember(thread_id, self._checkpointer.get_tuple(_latest(thread_id)))
+    @property
+    def config(self) -> RunnableConfig:
+        return {"configurable": {"thread_id": self.thread_id}}
 
-    async def aread(self, judge: str, namespace: str) -> SemanticSnapshot:
-        """`read` for async runs, on the event loop: through the checkpointer's async twin where there is
-        one (`async_checkpointer`, or a saver with async reads). Only a sync-only saver is read in a thread."""
-        thread_id = memory_thread_id(judge, namespace)
-        saver = await self._async_checkpointer.get() if self._async_checkpointer else self._checkpointer
-        if not has_async_reads(saver):
-            return await asyncio.to_thread(self.read, judge, namespace)
-        probes = await self._probes.get()
-        probe = probes.setdefault(thread_id, SharedProbe())
-        latest_id = await probe.ask(lambda: alatest_checkpoint_id(saver, thread_id))
-        cached = self._cached_snapshot(thread_id, latest_id)
-        if cached is not None:
-            return cached
-        return self._remember(thread_id, await saver.aget_tuple(_latest(thread_id)))
+    # -- reading -----------------------------------------------------------------------------------
 
-    def _cached(self, thread_id: str) -> SemanticSnapshot | None:
-        return self._cached_snapshot(thread_id, latest_checkpoint_id(self._checkpointer, thread_id))
+    def values(self) -> dict[str, Any]:
+        """Semantic memory as it is now: guidelines, their vectors, the ledger, what is outstanding."""
+        return dict(self.graph.get_state(self.config).values)
 
-    def _cached_snapshot(self, thread_id: str, latest_id: str | None) -> SemanticSnapshot | None:
-        with self._lock:
-            cached = self._cache.get(thread_id)
-        if cached is not None and latest_id is not None and cached.checkpoint_id == latest_id:
-            return cached
-        return None
+    def ledger(self) -> dict[str, FeedbackRecord]:
+        """The feedback records memory holds, by id."""
+        return dict(self.values().get("records") or {})
 
-    def _remember(self, thread_id: str, latest: CheckpointTuple | None) -> SemanticSnapshot:
-        if latest is None:
-            return SemanticSnapshot(checkpoint_id=None)
-        guidelines = latest.checkpoint["channel_values"].get("guidelines") or {}
-        snapshot = SemanticSnapshot(
-            checkpoint_id=latest.checkpoint["id"], guidelines=rank_guidelines(guidelines.values())
+    def pending(self) -> list[str]:
+        """Feedback stored but not distilled yet (a batch failed, or distillation was left out)."""
+        return list((self.values().get("outstanding") or NOTHING_OUTSTANDING)["distill"])
+
+    def guidelines(self) -> list[Guideline]:
+        """The current guidelines, most supported first (cached for judging)."""
+        return self.reader.read(self.judge, self.namespace).guidelines
+
+    def unfinished(self) -> tuple[str, ...]:
+        """The steps of an alignment a crash interrupted (empty when none is)."""
+        return _resumable(self.graph.get_state(self.config).next)
+
+    def history(self) -> list[MemoryVersion]:
+        """Every version of memory, newest first: one per completed alignment, rollback or import."""
+        first_of: dict[int, Any] = {}
+        for found in self.saver.list(self.config):  # newest first: the last one seen is a version's own
+            summary = found.checkpoint["channel_values"].get("summary")
+            if summary:
+                first_of[summary["version"]] = (found, summary)
+        return [
+            MemoryVersion(
+                checkpoint_id=found.checkpoint["id"],
+                created_at=found.checkpoint["ts"],
+                guidelines=summary["guidelines"],
+                feedback=summary["feedback"],
+            )
+            for _, (found, summary) in sorted(first_of.items(), key=lambda item: item[0], reverse=True)
+        ]
+
+    def values_of(self, checkpoint_id: str) -> dict[str, Any]:
+        """Memory as an earlier version held it; refused for an id that is not one of `history()`."""
+        if checkpoint_id not in {version["checkpoint_id"] for version in self.history()}:
+            raise InvalidValueError(
+                f"checkpoint_id: {checkpoint_id!r} is not a version of judge {self.judge!r}'s memory in namespace "
+                f"{self.namespace!r}; see history()."
+            )
+        config = thread_config(self.thread_id, checkpoint_id)
+        return dict(self.graph.get_state(config).values)
+
+    # -- changing ----------------------------------------------------------------------------------
+
+    @contextmanager
+    def exclusive(self, context: AlignmentContext | None = None) -> Iterator[None]:
+        """Hold the memory's lock; on entry, finish a rewrite, then an alignment run, that a crash left."""
+        with self._lock.hold():
+            self._finish_rewrite()
+            if self.unfinished():
+                self.graph.invoke(None, self.config, context=self._context(context))
+            yield
+
+    def align(self, request: Mapping[str, Any], *, context: AlignmentContext | None = None) -> AlignmentReport:
+        """Run the alignment graph on memory with `request` (feedback, forget, ...); one at a time.
+
+        A request that would change nothing (known feedback sent again) returns its report and writes no
+        version.
+        """
+        run_context = self._context(context)
+        with self.exclusive(run_context):
+            if self._preview is not None:
+                report = self._preview(self.values(), request, run_context)
+                if report is not None:
+                    return report
+            result = self.graph.invoke(dict(request), self.config, context=run_context)
+        report: AlignmentReport = result["report"]
+        return report
+
+    def rollback(self, checkpoint_id: str, *, context: AlignmentContext | None = None) -> AlignmentReport:
+        """Make an earlier version current again, episodes included, as one alignment run (so a crash
+        half-way is finished like any other run); history keeps both versions."""
+        with self.exclusive(context):
+            self.values_of(checkpoint_id)  # refuses an id that is not a version
+            return self.align({"restore": checkpoint_id}, context=context)
+
+    def write(self, values: Mapping[str, Any]) -> None:
+        """Make `values` (guidelines, vectors, ledger, outstanding work) the current memory, as one version.
+
+        For import and repair; episodes are the caller's to sync (`memory.consistency`).
+        """
+        with self.exclusive():
+            current = self.values()
+            update = version_write(current, values, judge=self.judge, namespace=self.namespace)
+            self.graph.update_state(self.config, update, as_node="write_memory")
+
+    def rewrite(self, *, purged: Sequence[str] = ()) -> None:
+        """Replace the thread's history by its current version alone, so no earlier version holds what was
+        forgotten; also delete the feedback graph's review threads of the `purged` feedback ids, then
+        compact the stores. Resumable: a crash half-way is finished by the next change of memory.
+        """
+        with self.exclusive():
+            self._delete_review_threads(set(purged))
+            current = self.values()
+            rewrite = {"configurable": {"thread_id": self._rewrite_thread}}
+            self.saver.delete_thread(self._rewrite_thread)
+            self.graph.update_state(rewrite, self._whole(current), as_node="write_memory")
+            self._finish_rewrite()
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _context(self, context: AlignmentContext | None) -> AlignmentContext:
+        return replace(context or self.context, namespace=self.namespace)
+
+    def _finish_rewrite(self) -> None:
+        """Finish a rewrite: the rewrite thread holds memory, checked whole, before the old history goes."""
+        rewrite = {"configurable": {"thread_id": self._rewrite_thread}}
+        if self.saver.get_tuple(rewrite) is None:
+            return
+        values = dict(self.graph.get_state(rewrite).values)
+        if not _is_whole(values):
+            # Written only in part (a crash while it was written): memory itself was not touched yet.
+            self.saver.delete_thread(self._rewrite_thread)
+            return
+        self.saver.delete_thread(self.thread_id)
+        self.graph.update_state(
+            self.config, self._whole(values, version=values["summary"]["version"]), as_node="write_memory"
         )
-        with self._lock:
-            self._cache[thread_id] = snapshot
-        return snapshot
+        self.saver.delete_thread(self._rewrite_thread)
+        compact(self.saver)
+        if self._on_compact is not None:
+            self._on_compact()
+
+    def _whole(self, values: Mapping[str, Any], *, version: int | None = None) -> dict[str, Any]:
+        """A write that makes a fresh thread hold `values`, with a digest to check it was written whole."""
+        summary = summary_of(values, version=version if version is not None else _version(values) + 1)
+        return {
+            "judge": self.judge,
+            "namespace": self.namespace,
+            "guidelines": whole(values.get("guidelines") or {}),
+            "guideline_vectors": whole(values.get("guideline_vectors") or {}),
+            "records": whole(values.get("records") or {}),
+            "outstanding": values.get("outstanding") or NOTHING_OUTSTANDING,
+            "summary": {**summary, "digest": _digest(values)},
+        }
+
+    def _delete_review_threads(self, purged: set[str]) -> None:
+        """The feedback graph's threads about purged feedback hold its text too: they go with it."""
+        if not purged:
+            return
+        for thread_id in thread_ids(self.saver) - {self.thread_id, self._rewrite_thread}:
+            found = self.saver.get_tuple({"configurable": {"thread_id": thread_id}})
+            state = found.checkpoint["channel_values"] if found else {}
+            if "inputs" in state and "verdict" in state and _example_of(state) in purged:
+                self.saver.delete_thread(thread_id)
 
 
-class SharedProbe:
-    """Lets concurrent async judgments share the query for the latest checkpoint id, never a stale one.
-
-    A judgment reuses an answer only from a query that began after the judgment arrived, so it still sees
-    every alignment committed before it asked; under load, two queries serve any number of judgments
-    in flight. Without this, each judgment waits its turn on the saver's one connection: with aiosqlite
-    every query is a hand-off to its thread, up to 5 ms each while the loop is busy (Python's GIL
-    switch interval), and 16 judgments in flight spent 40-60 ms each there.
-    """
-
-    def __init__(self) -> None:
-        self._lock = asyncio.Lock()
-        self._started = 0
-        self._answered = 0  # the number of the query that gave `_answer`
-        self._answer: str | None = None
-
-    async def ask(self, query: Callable[[], Awaitable[str | None]]) -> str | None:
-        arrived_after = self._started
-        async with self._lock:
-            if self._answered > arrived_after:
-                return self._answer
-            self._started += 1
-            number = self._started
-            self._answer = await query()
-            self._answered = number
-            return self._answer
+def _example_of(state: Mapping[str, Any]) -> str:
+    return example_id(*(plain_data(state.get(name)) for name in ("inputs", "outputs", "expectations")))
 
 
-async def _new_probes() -> dict[str, SharedProbe]:
-    return {}
+def _version(values: Mapping[str, Any]) -> int:
+    summary = values.get("summary") or {}
+    return int(summary.get("version", 0))
 
 
-async def _forget_probes(probes: dict[str, SharedProbe]) -> None:
-    probes.clear()
+def _digest(values: Mapping[str, Any]) -> str:
+    content = {key: values.get(key) for key in ("guidelines", "guideline_vectors", "records", "outstanding")}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
-def _latest(thread_id: str) -> RunnableConfig:
-    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+def _is_whole(values: Mapping[str, Any]) -> bool:
+    summary = values.get("summary") or {}
+    return bool(summary.get("digest")) and summary["digest"] == _digest(values)
 
 
-def is_saver(checkpointer: BaseCheckpointSaver, class_name: str) -> bool:
-    """Whether the saver is (or extends) LangGraph's saver of that name. Matched by name, so the optional
-    Postgres and aiosqlite packages are not imported; subclasses, as a server may bring, count too."""
-    return any(base.__name__ == class_name for base in type(checkpointer).__mro__)
+def _resumable(pending: tuple[str, ...]) -> tuple[str, ...]:
+    """Pending steps worth resuming: a run stopped at `validate` refused its input and changed nothing."""
+    return () if pending in ((), ("validate",)) else tuple(pending)
 
 
-_LATEST_SQL = (
-    "SELECT checkpoint_id FROM checkpoints WHERE thread_id = %s AND checkpoint_ns = '' "
-    "ORDER BY checkpoint_id DESC LIMIT 1"
-)
-
-
-def latest_checkpoint_id(checkpointer: BaseCheckpointSaver, thread_id: str) -> str | None:
-    """The id of a thread's latest checkpoint without loading it, or None where the saver cannot tell."""
-    if isinstance(checkpointer, InMemorySaver):
-        checkpoints = checkpointer.storage.get(thread_id, {}).get("", {})
-        return max(checkpoints) if checkpoints else None
-    if isinstance(checkpointer, SqliteSaver):
-        with checkpointer.cursor(transaction=False) as cursor:
-            cursor.execute(_LATEST_SQL.replace("%s", "?"), (thread_id,))
-            row = cursor.fetchone()
-        return row[0] if row else None
-    if is_saver(checkpointer, "PostgresSaver"):
-        with checkpointer._cursor() as cursor:  # type: ignore[attr-defined]
-            cursor.execute(_LATEST_SQL, (thread_id,))
-            row = cursor.fetchone()
-        return row["checkpoint_id"] if row else None
-    return None
-
-
-def has_async_reads(checkpointer: BaseCheckpointSaver) -> bool:
-    """Whether the saver reads checkpoints with its own async code (SqliteSaver's async methods only raise)."""
-    if isinstance(checkpointer, SqliteSaver) or is_saver(checkpointer, "PostgresSaver"):
-        return False
-    return type(checkpointer).aget_tuple is not BaseCheckpointSaver.aget_tuple
-
-
-async def alatest_checkpoint_id(checkpointer: BaseCheckpointSaver, thread_id: str) -> str | None:
-    """`latest_checkpoint_id` through an async saver's own connection, for the event loop."""
-    if isinstance(checkpointer, InMemorySaver):
-        return latest_checkpoint_id(checkpointer, thread_id)  # a dict lookup
-    if is_saver(checkpointer, "AsyncSqliteSaver"):
-        await checkpointer.setup()  # type: ignore[attr-defined]
-        async with checkpointer.lock:  # type: ignore[attr-defined]
-            rows = await checkpointer.conn.execute_fetchall(_LATEST_SQL.replace("%s", "?"), (thread_id,))  # type: ignore[attr-defined]
-        return next(iter(rows))[0] if rows else None
-    if is_saver(checkpointer, "AsyncPostgresSaver"):
-        async with checkpointer._cursor() as cursor:  # type: ignore[attr-defined]
-            await cursor.execute(_LATEST_SQL, (thread_id,))
-            row = await cursor.fetchone()
-        return row["checkpoint_id"] if row else None
-    return None
-
-
-def rank_guidelines(guidelines: object) -> list[Guideline]:
-    """Order guidelines by how much feedback supports them, then by age: the order a budget cuts in."""
-    return sorted(
-        guidelines,  # type: ignore[arg-type]
-        key=lambda guideline: (-len(guideline["feedback_ids"]), guideline["created_at"], guideline["id"]),
-    )
+__all__ = ["MemoryThread", "MemoryVersion", "memory_thread_id"]
