@@ -8,6 +8,7 @@ memory it used; the thread is checkpointed, so the expert may answer after a pro
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any, Literal, TypedDict
 
@@ -23,14 +24,15 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from memalign_graph.alignment.graph import AlignmentGraph, build_alignment_graph
 from memalign_graph.alignment.memory import open_memory_thread
 from memalign_graph.context import FeedbackContext
-from memalign_graph.errors import ConfigurationError
+from memalign_graph.errors import ConfigurationError, InvalidValueError
 from memalign_graph.feedback import Feedback
 from memalign_graph.judging.graph import build_judge_graph
 from memalign_graph.judging.state import MemoryUsed
 from memalign_graph.memory.episodic import EpisodicStore
 from memalign_graph.memory.reader import SemanticMemoryReader, run_checkpointer
+from memalign_graph.memory.savers import thread_ids
 from memalign_graph.memory.semantic import MemoryThread
-from memalign_graph.records import AlignmentReport, Verdict
+from memalign_graph.records import AlignmentReport, FeedbackRecord, Verdict
 from memalign_graph.resources import ResourceResolver, Resources, fixed, namespace_for
 from memalign_graph.spec import JudgeSpec
 
@@ -241,3 +243,31 @@ class _Owners:
                     self._graphs[id(saver)][1], resources.spec, namespace, episodic_store=resources.episodic_store
                 )
             return self._owners[key]
+
+
+def delete_review_threads(
+    checkpointer: BaseCheckpointSaver[Any], spec: JudgeSpec, records: Iterable[FeedbackRecord]
+) -> list[str]:
+    """Delete this graph's threads that reviewed any of these examples (they hold its text); returns them.
+
+    A thread is a review when its state has the judged example and a verdict; it matches a record when
+    its example, held to the judge's fields, is the record's.
+    """
+    examples = [tuple(record.get(name) for name in _FIELDS) for record in records]
+    deleted = []
+    for thread_id in sorted(thread_ids(checkpointer)):
+        found = checkpointer.get_tuple({"configurable": {"thread_id": thread_id}})
+        state = found.checkpoint["channel_values"] if found else {}
+        if "inputs" not in state or "verdict" not in state:
+            continue
+        try:
+            fields = spec.validate_record(state, where=f"thread {thread_id}")
+        except InvalidValueError:
+            continue
+        if tuple(fields.get(name) for name in _FIELDS) in examples:
+            checkpointer.delete_thread(thread_id)
+            deleted.append(thread_id)
+    return deleted
+
+
+_FIELDS = ("inputs", "outputs", "expectations")

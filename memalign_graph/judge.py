@@ -28,7 +28,7 @@ from memalign_graph.config import (
 from memalign_graph.context import DEFAULT_MAX_CONCURRENCY, DEFAULT_NAMESPACE, AlignmentContext, JudgeContext
 from memalign_graph.errors import InvalidValueError
 from memalign_graph.feedback import Feedback
-from memalign_graph.feedback_graph import create_feedback_graph
+from memalign_graph.feedback_graph import create_feedback_graph, delete_review_threads
 from memalign_graph.judging import create_judge_graph
 from memalign_graph.memory.async_savers import async_twin
 from memalign_graph.memory.consistency import ConsistencyReport, check, repair_episodes
@@ -112,6 +112,7 @@ class MemAlignJudge:
             reader=reader,
             context=self.alignment_context,
         )
+        self.memory.recover()  # a purge a crash interrupted is finished before anything reads memory
         self.thread_id = self.memory.thread_id
         self.semantic_memory = reader
         self.judge_graph = create_judge_graph(
@@ -193,16 +194,19 @@ class MemAlignJudge:
         lost. `purge=True` is the privacy deletion of the forgotten feedback (see `forget`).
         """
         forget_ids = _ids(forget, field="forget")
-        request = {
+        request: dict[str, Any] = {
             "feedback": [item.as_input() if isinstance(item, Feedback) else dict(item) for item in feedback],
             "forget": forget_ids,
             "forget_guidelines": _ids(forget_guidelines, field="forget_guidelines"),
-            "purge": purge,
         }
         with self.memory.exclusive(self.alignment_context):
-            report = self.memory.align(request, context=self.alignment_context)
-            if purge:
-                self.memory.rewrite(purged=forget_ids)
+            if not purge:
+                return self.memory.align(request, context=self.alignment_context)
+            # Find every trace first: an id forgotten earlier is only in history, which the purge removes.
+            records, citing = self.memory.traces(forget_ids)
+            report = self.memory.align({**request, "redistill": sorted(citing)}, context=self.alignment_context)
+            delete_review_threads(self.checkpointer, self.spec, records.values())
+            self.memory.rewrite()
         return report
 
     def forget(self, feedback_ids: Iterable[str], *, purge: bool = False) -> AlignmentReport:

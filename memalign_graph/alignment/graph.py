@@ -97,7 +97,7 @@ def build_alignment_graph(
             "feedback": [],
             "forget": [],
             "forget_guidelines": [],
-            "purge": False,
+            "redistill": [],
             "restore": None,
             "drafts": None,
             "failures": None,

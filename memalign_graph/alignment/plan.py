@@ -45,13 +45,10 @@ def plan_alignment(
     incoming = [r for r in incoming if r["id"] not in forget and r["id"] not in unchanged]
     replaced = {r["id"] for r in incoming if r["id"] in records}
     forgotten = forget & records.keys()
-    redistilled: list[str] = []
-    redistill: set[str] = set()
-    if request.get("purge"):
-        # A guideline that cited purged feedback may repeat its words: it goes, and the other feedback
-        # it was distilled from is distilled again.
-        redistilled = sorted(key for key, g in guidelines.items() if forgotten & set(g["feedback_ids"]))
-        redistill = {i for key in redistilled for i in guidelines.pop(key)["feedback_ids"]} - forgotten - replaced
+    # A guideline to redistill (one that cited purged feedback may repeat its words) goes, and the
+    # other feedback it was distilled from is distilled again.
+    redistilled = sorted(set(request.get("redistill") or []) & guidelines.keys())
+    redistill = {i for key in redistilled for i in guidelines.pop(key)["feedback_ids"]} - forgotten - replaced
     guidelines = prune_provenance(guidelines, forgotten | replaced)
     for key in request.get("forget_guidelines") or []:
         guidelines.pop(key, None)
@@ -117,7 +114,7 @@ def preview_alignment(
 ) -> AlignmentReport | None:
     """The report of an alignment that would change nothing (every feedback already held unchanged, no
     id to forget, nothing pending), or None when running it would change memory. Validates like a run."""
-    if request.get("restore") or request.get("forget_guidelines"):
+    if request.get("restore") or request.get("forget_guidelines") or request.get("redistill"):
         return None
     planned = plan_alignment(memory, request, spec, namespace, now=now)
     if planned.plan["added"] or planned.plan["updated"] or planned.plan["forgotten"] or planned.plan["distill"]:

@@ -46,14 +46,14 @@ def extend_or_reset_all(current: list[Any], writes: Sequence[list[Any] | None]) 
 
 
 class AlignmentInput(TypedDict, total=False):
-    """What a caller sends: feedback to learn, ids to forget (`purge` also drops every guideline that
-    cited them and distills its other feedback again), guideline ids to drop, or an earlier version
-    (a checkpoint id of the memory thread) to make current again."""
+    """What a caller sends: feedback to learn, ids to forget, guideline ids to drop, guideline ids to
+    `redistill` (dropped, and the feedback they cite distilled again: a purge sends every guideline that
+    ever cited what it erases), or an earlier version (a checkpoint id of the memory thread) to restore."""
 
     feedback: Annotated[list[dict[str, Any]], DeltaChannel(latest)]
     forget: list[str]
     forget_guidelines: list[str]
-    purge: bool
+    redistill: list[str]
     restore: str | None
 
 

@@ -19,10 +19,10 @@ from typing import Any, TypedDict
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
+from langgraph.types import StateSnapshot
 
 from memalign_graph.context import AlignmentContext
 from memalign_graph.errors import ConfigurationError, InvalidValueError
-from memalign_graph.feedback import example_id, plain_data
 from memalign_graph.memory.ledger import (
     NOTHING_OUTSTANDING,
     memory_thread_id,
@@ -33,7 +33,7 @@ from memalign_graph.memory.ledger import (
 )
 from memalign_graph.memory.locks import MemoryLock, backend_lock
 from memalign_graph.memory.reader import CheckpointSemanticMemory
-from memalign_graph.memory.savers import compact, thread_ids
+from memalign_graph.memory.savers import compact
 from memalign_graph.records import AlignmentReport, FeedbackRecord, Guideline
 
 Preview = Callable[[Mapping[str, Any], Mapping[str, Any], AlignmentContext], AlignmentReport | None]
@@ -108,8 +108,20 @@ class MemoryThread:
         return self.reader.read(self.judge, self.namespace).guidelines
 
     def unfinished(self) -> tuple[str, ...]:
-        """The steps of an alignment a crash interrupted (empty when none is)."""
-        return _resumable(self.graph.get_state(self.config).next)
+        """What a crash left unfinished: a history rewrite ("rewrite"), or an alignment's pending steps."""
+        if self.saver.get_tuple({"configurable": {"thread_id": self._rewrite_thread}}) is not None:
+            return ("rewrite",)
+        return _resumable(self.graph.get_state(self.config))
+
+    def recover(self) -> None:
+        """Finish a history rewrite a crash interrupted, if there is one (a cheap check when there is not).
+
+        Until it is finished the memory thread may be empty; opening a judge calls this, so nothing reads
+        memory in that state.
+        """
+        if self.saver.get_tuple({"configurable": {"thread_id": self._rewrite_thread}}) is not None:
+            with self._lock.hold():
+                self._finish_rewrite()
 
     def history(self) -> list[MemoryVersion]:
         """Every version of memory, newest first: one per completed alignment, rollback or import."""
@@ -146,7 +158,7 @@ class MemoryThread:
         with self._lock.hold():
             self._finish_rewrite()
             if self.unfinished():
-                self.graph.invoke(None, self.config, context=self._context(context))
+                self.graph.invoke(None, self.config, context=self._context(context), durability="sync")
             yield
 
     def align(self, request: Mapping[str, Any], *, context: AlignmentContext | None = None) -> AlignmentReport:
@@ -161,7 +173,7 @@ class MemoryThread:
                 report = self._preview(self.values(), request, run_context)
                 if report is not None:
                     return report
-            result = self.graph.invoke(dict(request), self.config, context=run_context)
+            result = self.graph.invoke(dict(request), self.config, context=run_context, durability="sync")
         report: AlignmentReport = result["report"]
         return report
 
@@ -182,13 +194,27 @@ class MemoryThread:
             update = version_write(current, values, judge=self.judge, namespace=self.namespace)
             self.graph.update_state(self.config, update, as_node="write_memory")
 
-    def rewrite(self, *, purged: Sequence[str] = ()) -> None:
+    def traces(self, ids: Sequence[str]) -> tuple[dict[str, FeedbackRecord], set[str]]:
+        """Where these feedback ids left traces, now or in any earlier version: their records (as the newest
+        version holding each had it) and the ids of guidelines that ever cited them. What a purge must
+        find everywhere else before history goes."""
+        wanted = set(ids)
+        records: dict[str, FeedbackRecord] = {}
+        citing: set[str] = set()
+        versions = [self.config] + [thread_config(self.thread_id, v["checkpoint_id"]) for v in self.history()]
+        for config in versions:
+            values = self.graph.get_state(config).values
+            for key, record in (values.get("records") or {}).items():
+                if key in wanted:
+                    records.setdefault(key, record)
+            citing |= {key for key, g in (values.get("guidelines") or {}).items() if wanted & set(g["feedback_ids"])}
+        return records, citing
+
+    def rewrite(self) -> None:
         """Replace the thread's history by its current version alone, so no earlier version holds what was
-        forgotten; also delete the feedback graph's review threads of the `purged` feedback ids, then
-        compact the stores. Resumable: a crash half-way is finished by the next change of memory.
+        forgotten, then compact the stores. Resumable: a crash half-way is finished by the next change.
         """
         with self.exclusive():
-            self._delete_review_threads(set(purged))
             current = self.values()
             rewrite = {"configurable": {"thread_id": self._rewrite_thread}}
             self.saver.delete_thread(self._rewrite_thread)
@@ -232,20 +258,6 @@ class MemoryThread:
             "summary": {**summary, "digest": _digest(values)},
         }
 
-    def _delete_review_threads(self, purged: set[str]) -> None:
-        """The feedback graph's threads about purged feedback hold its text too: they go with it."""
-        if not purged:
-            return
-        for thread_id in thread_ids(self.saver) - {self.thread_id, self._rewrite_thread}:
-            found = self.saver.get_tuple({"configurable": {"thread_id": thread_id}})
-            state = found.checkpoint["channel_values"] if found else {}
-            if "inputs" in state and "verdict" in state and _example_of(state) in purged:
-                self.saver.delete_thread(thread_id)
-
-
-def _example_of(state: Mapping[str, Any]) -> str:
-    return example_id(*(plain_data(state.get(name)) for name in ("inputs", "outputs", "expectations")))
-
 
 def _version(values: Mapping[str, Any]) -> int:
     summary = values.get("summary") or {}
@@ -262,9 +274,13 @@ def _is_whole(values: Mapping[str, Any]) -> bool:
     return bool(summary.get("digest")) and summary["digest"] == _digest(values)
 
 
-def _resumable(pending: tuple[str, ...]) -> tuple[str, ...]:
-    """Pending steps worth resuming: a run stopped at `validate` refused its input and changed nothing."""
-    return () if pending in ((), ("validate",)) else tuple(pending)
+def _resumable(snapshot: StateSnapshot) -> tuple[str, ...]:
+    """The steps of a run to resume: every task of the latest checkpoint (pending, failed, or done with its
+    writes saved but the next checkpoint not), but for a `validate` that refused its input (it raised, so
+    it changed nothing, and would raise again)."""
+    names = tuple(task.name for task in snapshot.tasks)
+    refused = names == ("validate",) and any(task.error for task in snapshot.tasks)
+    return () if refused else names
 
 
 __all__ = ["MemoryThread", "MemoryVersion", "memory_thread_id"]
