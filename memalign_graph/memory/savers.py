@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,13 +59,31 @@ def open_postgres_checkpointer(url: str) -> tuple[BaseCheckpointSaver[Any], Call
     except Exception as error:  # noqa: BLE001 - the driver's message names the cause
         raise ConfigurationError(postgres_connection_help(error)) from error
     saver = PostgresSaver(connection)
+    if not _tables_current(connection, len(saver.MIGRATIONS)):
+        _set_up_alone(connection, saver.setup)
+    return saver, connection.close
+
+
+def _tables_current(connection: Any, migrations: int) -> bool:
+    """Whether LangGraph's checkpoint tables exist at their latest migration (then setup is skipped)."""
+    found = connection.execute("SELECT to_regclass('checkpoint_migrations') AS t").fetchone()
+    if found["t"] is None:
+        return False
+    latest = connection.execute("SELECT max(v) AS v FROM checkpoint_migrations").fetchone()
+    return latest["v"] is not None and latest["v"] >= migrations - 1
+
+
+def _set_up_alone(connection: Any, setup: Callable[[], None]) -> None:
+    """Run the saver's setup while no other process does. The lock is taken by polling: a session waiting
+    in `pg_advisory_lock` would hold a transaction open, and the setup's `CREATE INDEX CONCURRENTLY` in
+    the lock holder waits for every open transaction (a deadlock Postgres reports)."""
     key = advisory_key("memalign-graph:checkpointer-setup")
-    connection.execute("SELECT pg_advisory_lock(%s)", (key,))
+    while not connection.execute("SELECT pg_try_advisory_lock(%s) AS ok", (key,)).fetchone()["ok"]:
+        time.sleep(0.05)
     try:
-        saver.setup()
+        setup()
     finally:
         connection.execute("SELECT pg_advisory_unlock(%s)", (key,))
-    return saver, connection.close
 
 
 def advisory_key(name: str) -> int:
