@@ -15,7 +15,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 
 from memalign_graph.prompts import EPISODE_TEMPLATE, FEEDBACK_TEMPLATE, NO_GUIDELINES
-from memalign_graph.records import Episode, FeedbackRecord, Guideline
+from memalign_graph.records import Episode, Guideline
 
 logger = logging.getLogger("memalign_graph")
 
@@ -117,7 +117,20 @@ def guideline_block_tokens(guidelines: Iterable[Mapping[str, Any]]) -> int:
     return sum(guideline_tokens(guideline) for guideline in guidelines)
 
 
-def render_guidelines(guidelines: Sequence[Guideline]) -> str:
+def select_guidelines(guidelines: Sequence[Guideline], token_budget: int) -> list[Guideline]:
+    """The best-supported guidelines that fit the budget (they arrive ranked)."""
+    chosen: list[Guideline] = []
+    used = 0
+    for guideline in guidelines:
+        cost = guideline_tokens(guideline)
+        if used + cost > token_budget:
+            continue
+        chosen.append(guideline)
+        used += cost
+    return chosen
+
+
+def render_guidelines(guidelines: Sequence[Mapping[str, Any]]) -> str:
     if not guidelines:
         return NO_GUIDELINES
     return "\n".join(f"- [{guideline['id']}] {guideline['text']}" for guideline in guidelines)
@@ -144,7 +157,7 @@ def render_episode(episode: Episode, *, max_tokens_per_field: int) -> str:
     )
 
 
-def render_feedback(record: FeedbackRecord, *, max_tokens_per_field: int) -> str:
+def render_feedback(record: Mapping[str, Any], *, max_tokens_per_field: int) -> str:
     return FEEDBACK_TEMPLATE.format(
         feedback_id=record["id"],
         fields=render_fields(record, max_tokens_per_field=max_tokens_per_field),

@@ -19,6 +19,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 
 from memalign_graph.alignment.distill import MAX_GUIDELINE_TOKENS, guideline_list_schema
 from memalign_graph.memory.guidelines import guideline_id, rank_guidelines
+from memalign_graph.memory.ledger import unpack_vector
 from memalign_graph.model_calls import invoke_structured
 from memalign_graph.prompts import (
     CLOSE_CALL_SYSTEM_PROMPT,
@@ -53,7 +54,7 @@ def merge_drafts(
     model: BaseChatModel,
     embeddings: Embeddings,
     guidelines: Mapping[str, Guideline],
-    known_vectors: Mapping[str, list[float]],
+    known_vectors: Mapping[str, str],
     drafts: list[DraftGuideline],
     *,
     merge_at: float,
@@ -77,7 +78,7 @@ def merge_drafts(
     unique_texts = list(dict.fromkeys(draft["text"] for draft in drafts))  # parallel batches repeat themselves
     unique_vectors = dict(zip(unique_texts, embeddings.embed_documents(unique_texts), strict=True))
     vectors = [unique_vectors[draft["text"]] for draft in drafts]
-    index = _SimilarityIndex({key: fresh.get(key) or known_vectors[key] for key in merged})
+    index = _SimilarityIndex({key: fresh.get(key) or unpack_vector(known_vectors[key]) for key in merged})
     nearest = [index.nearest(vector) for vector in vectors]
     asked = [
         (merged[key]["text"], draft["text"]) if key is not None and close_call_at <= similarity < merge_at else None

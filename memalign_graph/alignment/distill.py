@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -11,7 +11,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from memalign_graph.model_calls import StructuredOutputError, invoke_structured
 from memalign_graph.prompts import DATA_NOTICE, DISTILL_SYSTEM_PROMPT, DISTILL_USER_PROMPT
-from memalign_graph.records import BatchFailure, DraftGuideline, FeedbackRecord
+from memalign_graph.records import BatchFailure, DraftGuideline
 from memalign_graph.rendering import render_feedback, render_guidelines, truncate
 from memalign_graph.spec import JudgeSpec
 
@@ -52,7 +52,11 @@ DISTILL_SCHEMA = guideline_list_schema(
 
 
 def distill_messages(
-    spec: JudgeSpec, batch: Sequence[FeedbackRecord], guidelines: Sequence[dict[str, Any]], *, field_token_budget: int
+    spec: JudgeSpec,
+    batch: Sequence[Mapping[str, Any]],
+    guidelines: Sequence[Mapping[str, Any]],
+    *,
+    field_token_budget: int,
 ) -> list[BaseMessage]:
     """The distillation prompt: the judge's criterion, its current guidelines, the delimited feedback."""
     system = DISTILL_SYSTEM_PROMPT.format(

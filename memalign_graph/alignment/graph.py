@@ -14,6 +14,7 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
+from langgraph._internal._constants import CONFIG_KEY_READ
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.config import get_config
 from langgraph.graph import END, START, StateGraph
@@ -24,13 +25,28 @@ from langgraph.types import Send
 from memalign_graph.alignment.dedupe import consolidate, merge_drafts
 from memalign_graph.alignment.distill import distill_batch, distill_messages
 from memalign_graph.alignment.plan import Planned, plan_alignment, plan_restore
-from memalign_graph.alignment.state import AlignmentInput, AlignmentOutput, AlignmentState, DistillTask
+from memalign_graph.alignment.state import (
+    AlignmentInput,
+    AlignmentOutput,
+    AlignmentState,
+    DistillTask,
+    planned_guidelines,
+)
 from memalign_graph.alignment.write import memory_updates, sync_episodes
 from memalign_graph.context import DEFAULT_MAX_CONCURRENCY, AlignmentContext
 from memalign_graph.errors import ConfigurationError, InvalidValueError
 from memalign_graph.memory.episodic import EpisodicStore
-from memalign_graph.memory.ledger import memory_thread_id, thread_config, values_at
+from memalign_graph.memory.guidelines import rank_guidelines
+from memalign_graph.memory.ledger import (
+    Changes,
+    changes_between,
+    memory_thread_id,
+    pack_vector,
+    thread_config,
+    values_at,
+)
 from memalign_graph.memory.reader import run_checkpointer
+from memalign_graph.rendering import select_guidelines
 from memalign_graph.resources import ResourceResolver, Resources, fixed, namespace_for
 from memalign_graph.spec import JudgeSpec
 
@@ -88,7 +104,9 @@ def build_alignment_graph(
             _check_memory_thread(spec.name, namespace)
         resources.episodic_store.check()  # an unreachable store fails here, before any LLM call or write
         planned = _plan(state, spec, namespace)
+        vectors = {"guideline_vectors": planned.vectors} if planned.vectors is not None else {}
         return {
+            **vectors,
             "judge": spec.name,
             "namespace": namespace,
             "plan": planned.plan,
@@ -107,25 +125,26 @@ def build_alignment_graph(
         """One distillation call per batch of feedback; LangGraph runs them in parallel."""
         context = runtime.context or AlignmentContext()
         records = state.get("records") or {}
-        to_distill = [records[key] for key in state["plan"]["distill"] if key in records]
+        to_distill = [key for key in state["plan"]["distill"] if key in records]
         if not to_distill or not context.distill:
             return "dedupe"
-        current = list(state["plan"]["guidelines"].values())
         size = max(1, context.batch_size)
         return [
-            Send("distill", DistillTask(batch=to_distill[start : start + size], guidelines=current))
-            for start in range(0, len(to_distill), size)
+            Send("distill", DistillTask(batch=to_distill[at : at + size])) for at in range(0, len(to_distill), size)
         ]
 
     def distill(task: DistillTask, runtime: Runtime[AlignmentContext]) -> dict[str, Any]:
-        """Turn one batch of feedback into draft guidelines; a batch that keeps failing stays pending."""
+        """Turn one batch of feedback into draft guidelines; a batch that keeps failing stays pending.
+
+        The distiller sees the best-supported guidelines within the judging budget, as a judgment does.
+        """
         context = runtime.context or AlignmentContext()
         resources = resolve(runtime)
-        batch_ids = [record["id"] for record in task["batch"]]
-        messages = distill_messages(
-            resources.spec, task["batch"], task["guidelines"], field_token_budget=context.field_token_budget
-        )
-        outcome = distill_batch(resources.model, messages, batch_ids, attempts=context.max_distill_attempts)
+        state = run_state("records", "guidelines", "plan")
+        batch = [state["records"][key] for key in task["batch"]]
+        shown = select_guidelines(rank_guidelines(planned_guidelines(state).values()), context.guideline_token_budget)
+        messages = distill_messages(resources.spec, batch, shown, field_token_budget=context.field_token_budget)
+        outcome = distill_batch(resources.model, messages, task["batch"], attempts=context.max_distill_attempts)
         return {"drafts": outcome} if isinstance(outcome, list) else {"failures": [outcome]}
 
     def dedupe(state: AlignmentState, runtime: Runtime[AlignmentContext]) -> dict[str, Any]:
@@ -135,10 +154,11 @@ def build_alignment_graph(
         if not drafts:
             return {}
         resources = resolve(runtime)
+        known = state.get("guidelines") or {}
         guidelines, fresh = merge_drafts(
             resources.model,
             resources.embeddings,
-            plan["guidelines"],
+            planned_guidelines(state),
             state.get("guideline_vectors") or {},
             drafts,
             merge_at=context.merge_similarity,
@@ -148,8 +168,13 @@ def build_alignment_graph(
         guidelines, rewritten = consolidate(
             resources.model, resources.embeddings, guidelines, token_budget=context.guideline_token_budget
         )
+        # Vectors are dedupe's index, not memory's content: those of guidelines this run adds go straight in
+        # (a guideline that does not stay has its vector removed by write_memory).
         vectors = {key: vector for key, vector in {**fresh, **rewritten}.items() if key in guidelines}
-        return {"plan": {**plan, "guidelines": guidelines, "new_vectors": {**plan["new_vectors"], **vectors}}}
+        return {
+            "plan": {**plan, "guideline_changes": changes_between(known, guidelines)},
+            "guideline_vectors": Changes(put={key: pack_vector(vector) for key, vector in vectors.items()}),
+        }
 
     def write_memory(state: AlignmentState, runtime: Runtime[AlignmentContext]) -> dict[str, Any]:
         """Write episodes to the store, then semantic memory to the checkpoint; both are idempotent."""
@@ -183,6 +208,19 @@ def build_alignment_graph(
     builder.add_edge("write_memory", END)
     graph = builder.compile(checkpointer=checkpointer, name=name)
     return graph.with_config(max_concurrency=max_concurrency)  # type: ignore[return-value]
+
+
+def run_state(*channels: str) -> AlignmentState:
+    """The run's state as a task of the current step sees it, read from LangGraph's channels in memory.
+
+    A `Send` task gets only its payload; reading the feedback here keeps it out of the payloads that
+    every checkpoint would copy. Through `CONFIG_KEY_READ`, internal to LangGraph 1.2 (hence the pin).
+    """
+    read = get_config().get("configurable", {}).get(CONFIG_KEY_READ)
+    if read is None:
+        raise ConfigurationError("distill: run the alignment graph through LangGraph (its state is read per batch).")
+    state: AlignmentState = read(list(channels))
+    return state
 
 
 def _plan(state: AlignmentState, spec: JudgeSpec, namespace: str) -> Planned:

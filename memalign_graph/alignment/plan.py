@@ -21,11 +21,13 @@ from memalign_graph.spec import JudgeSpec
 
 @dataclass(frozen=True)
 class Planned:
-    """A plan, the ledger changes it implies, and the work left outstanding once they are written."""
+    """A plan, the ledger changes it implies, and the work left outstanding once they are written (and,
+    for a restore, the guideline vectors of the version it restores)."""
 
     plan: AlignmentPlan
     records: Changes
     outstanding: Outstanding
+    vectors: Changes | None = None
 
 
 def plan_alignment(
@@ -35,7 +37,8 @@ def plan_alignment(
     record and field of the first problem."""
     check_identity(memory, spec.name, namespace)
     records: dict[str, FeedbackRecord] = dict(memory.get("records") or {})
-    guidelines: dict[str, Guideline] = dict(memory.get("guidelines") or {})
+    before: dict[str, Guideline] = dict(memory.get("guidelines") or {})
+    guidelines = dict(before)
     outstanding = memory.get("outstanding") or NOTHING_OUTSTANDING
     forget = set(request.get("forget") or [])
     incoming = to_records(spec, request.get("feedback") or [], records, now=now)
@@ -62,8 +65,7 @@ def plan_alignment(
             unchanged=unchanged,
             forgotten=sorted(forgotten),
             distill=distill,
-            guidelines=guidelines,
-            new_vectors={},
+            guideline_changes=changes_between(before, guidelines),
             redistilled=redistilled,
             restored=None,
         ),
@@ -96,8 +98,7 @@ def plan_restore(memory: Mapping[str, Any], version: Mapping[str, Any], checkpoi
             unchanged=[],
             forgotten=sorted(current.keys() - old.keys()),
             distill=[],
-            guidelines=dict(version.get("guidelines") or {}),
-            new_vectors={key: vector for key, vector in old_vectors.items() if vectors.get(key) != vector},
+            guideline_changes=changes_between(memory.get("guidelines") or {}, version.get("guidelines") or {}),
             redistilled=[],
             restored=checkpoint_id,
         ),
@@ -106,6 +107,7 @@ def plan_restore(memory: Mapping[str, Any], version: Mapping[str, Any], checkpoi
             distill=list(old_outstanding["distill"]),
             episodes=_ordered([*outstanding["episodes"], *differing]),
         ),
+        vectors=changes_between(vectors, old_vectors),
     )
 
 

@@ -11,12 +11,16 @@ from typing import Annotated, Any, TypedDict
 
 from langgraph.channels.delta import DeltaChannel
 
-from memalign_graph.memory.ledger import SemanticMemory, latest
-from memalign_graph.records import AlignmentReport, BatchFailure, DraftGuideline, FeedbackRecord, Guideline
+from memalign_graph.memory.ledger import Changes, SemanticMemory, apply_changes, latest
+from memalign_graph.records import AlignmentReport, BatchFailure, DraftGuideline, Guideline
 
 
 class AlignmentPlan(TypedDict):
-    """What one alignment will change, decided by `validate` (the ledger's own changes are written then)."""
+    """What one alignment will change, decided by `validate` (the ledger's own changes are written then).
+
+    Guidelines travel as changes to memory's (`planned_guidelines` applies them), so a run stores what it
+    changes, not every guideline again.
+    """
 
     now: str
     added: list[str]
@@ -24,8 +28,7 @@ class AlignmentPlan(TypedDict):
     unchanged: list[str]
     forgotten: list[str]
     distill: list[str]
-    guidelines: dict[str, Guideline]
-    new_vectors: dict[str, list[float]]
+    guideline_changes: Changes
     redistilled: list[str]
     restored: str | None
 
@@ -69,8 +72,13 @@ class AlignmentState(SemanticMemory, AlignmentInput, total=False):
     report: Annotated[AlignmentReport, DeltaChannel(latest)]
 
 
-class DistillTask(TypedDict):
-    """The payload `Send` gives one parallel distillation call."""
+def planned_guidelines(state: AlignmentState) -> dict[str, Guideline]:
+    """The guidelines as the run's plan leaves them: memory's, with the plan's changes applied."""
+    return apply_changes(state.get("guidelines") or {}, [state["plan"]["guideline_changes"]])
 
-    batch: list[FeedbackRecord]
-    guidelines: list[Guideline]
+
+class DistillTask(TypedDict):
+    """The payload `Send` gives one parallel distillation call: the ids of its batch. LangGraph checkpoints
+    every payload twice until the call is done, so the feedback itself is read from the run's state."""
+
+    batch: list[str]

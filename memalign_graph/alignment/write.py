@@ -16,7 +16,7 @@ from memalign_graph.alignment.state import AlignmentPlan
 from memalign_graph.context import AlignmentContext
 from memalign_graph.memory.consistency import keeps_episode
 from memalign_graph.memory.episodic import EpisodicStore
-from memalign_graph.memory.ledger import NOTHING_OUTSTANDING, Changes, Outstanding, changes_between, summary_of
+from memalign_graph.memory.ledger import NOTHING_OUTSTANDING, Changes, Outstanding, apply_changes, summary_of
 from memalign_graph.records import AlignmentReport, BatchFailure, FeedbackRecord, Guideline
 from memalign_graph.rendering import retrieval_text
 
@@ -49,13 +49,13 @@ def memory_updates(
     outstanding = state.get("outstanding") or NOTHING_OUTSTANDING
     remaining = Outstanding(distill=[key for key in outstanding["distill"] if key not in set(distilled)], episodes=[])
     old: dict[str, Guideline] = state.get("guidelines") or {}
-    new = plan["guidelines"]
+    new = apply_changes(old, [plan["guideline_changes"]])
     vectors = state.get("guideline_vectors") or {}
-    vector_changes = Changes(delete=sorted(vectors.keys() - new.keys()), put=dict(plan["new_vectors"]))
+    vector_changes = Changes(delete=sorted(vectors.keys() - new.keys()))
     after = {"guidelines": new, "records": state.get("records") or {}, "outstanding": remaining}
     previous = (state.get("summary") or {}).get("version", 0)
     return {
-        "guidelines": changes_between(old, new),
+        "guidelines": plan["guideline_changes"],
         "guideline_vectors": vector_changes,
         "outstanding": remaining,
         "summary": summary_of(after, version=previous + 1),

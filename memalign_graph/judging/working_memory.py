@@ -12,21 +12,8 @@ from typing import Any
 from memalign_graph.judging.state import MemoryUsed, WorkingMemory
 from memalign_graph.prompts import DATA_NOTICE, JUDGE_SYSTEM_PROMPT, JUDGE_USER_PROMPT, NO_EXAMPLES
 from memalign_graph.records import Episode, Guideline
-from memalign_graph.rendering import delimit, guideline_tokens, render_episode, render_fields, render_guidelines
+from memalign_graph.rendering import delimit, render_episode, render_fields, render_guidelines, select_guidelines
 from memalign_graph.spec import JudgeSpec
-
-
-def select_guidelines(guidelines: Sequence[Guideline], token_budget: int) -> list[Guideline]:
-    """The best-supported guidelines that fit the budget (they arrive ranked)."""
-    chosen: list[Guideline] = []
-    used = 0
-    for guideline in guidelines:
-        cost = guideline_tokens(guideline)
-        if used + cost > token_budget:
-            continue
-        chosen.append(guideline)
-        used += cost
-    return chosen
 
 
 def build_judge_prompt(

@@ -11,10 +11,12 @@ form is promised to stay readable, and the package pins LangGraph below 1.3.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, NotRequired, TypedDict
 
+import numpy as np
 from langchain_core.runnables import RunnableConfig
 from langgraph.channels.base import BaseChannel
 from langgraph.channels.delta import DeltaChannel
@@ -81,6 +83,18 @@ def changes_between(old: Mapping[str, Any], new: Mapping[str, Any]) -> Changes:
 def whole(value: Mapping[str, Any]) -> Changes:
     """A write that makes the channel exactly `value` (a rewrite of history starts with one)."""
     return Changes(reset=True, put=dict(value))
+
+
+def pack_vector(vector: Sequence[float]) -> str:
+    """A guideline's vector as memory stores it: float32, base64 (JSON-safe, under half the size)."""
+    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+
+
+def unpack_vector(stored: str | Sequence[float]) -> list[float]:
+    """A stored vector back as floats (a plain list, as an older export holds, is taken as it is)."""
+    if isinstance(stored, str):
+        return np.frombuffer(base64.b64decode(stored), dtype="<f4").astype(float).tolist()
+    return list(stored)
 
 
 def latest(current: Any, writes: Sequence[Any]) -> Any:

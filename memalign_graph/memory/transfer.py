@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from memalign_graph.errors import InvalidValueError
 from memalign_graph.memory.episodic import EpisodicStore
-from memalign_graph.memory.ledger import NOTHING_OUTSTANDING, Outstanding, memory_thread_id, version_write
+from memalign_graph.memory.ledger import NOTHING_OUTSTANDING, Outstanding, memory_thread_id, pack_vector, version_write
 from memalign_graph.spec import JudgeSpec
 
 if TYPE_CHECKING:
@@ -178,5 +178,5 @@ def _from_format_1(document: dict[str, Any]) -> dict[str, Any]:
         key: {k: v for k, v in guideline.items() if k != "embedding"}
         for key, guideline in document["guidelines"].items()
     }
-    vectors = {key: g["embedding"] for key, g in document["guidelines"].items() if g.get("embedding")}
+    vectors = {key: pack_vector(g["embedding"]) for key, g in document["guidelines"].items() if g.get("embedding")}
     return {**document, "records": records, "pending": pending, "guidelines": guidelines, "guideline_vectors": vectors}
