@@ -7,13 +7,17 @@ examples in Qdrant, the k most similar retrieved for each judgment).
 The public API, one line a name (module: meaning):
 
     JudgeSpec                  spec             a judge: its criterion, the fields it reads, its verdict type
-    Boolean, Categorical       spec             verdict types: true/false, one label of a list
-    Score, Pairwise            spec             verdict types: a number on a scale, A/B/tie between two outputs
+    Boolean                    spec             a verdict type: true or false
+    Categorical                spec             a verdict type: one label of a fixed list
+    Score                      spec             a verdict type: a number on a closed scale
+    Pairwise                   spec             a verdict type: A, B or tie between two outputs
     Feedback                   feedback         what an expert said about one example: a value, a rationale
-    Guideline, Episode         records          a distilled rule with its provenance; a retrieved past example
-    Verdict, AlignmentReport   records          a judgment ({key, score, comment, metadata}); what an alignment did
+    Guideline                  records          a rule distilled from feedback, with the ids it came from
+    Episode                    records          a past example retrieved for a judgment
+    Verdict                    records          a judgment: {key, score, comment, metadata}
+    AlignmentReport            records          what an alignment did: added, forgotten, distilled, pending
     JudgeContext               context          per-run settings of judging (namespace, k, budgets, attempts)
-    AlignmentContext           context          per-run settings of alignment (batches, similarity, episode policy)
+    AlignmentContext           context          per-run settings of alignment (batches, similarity, episodes)
     FeedbackContext            context          both, and whether accepted verdicts are kept
     create_alignment_graph     alignment        THE ALIGNMENT GRAPH: validate -> distill -> dedupe -> write_memory
     create_judge_graph         judging          THE JUDGING GRAPH: retrieve -> build_working_memory -> judge -> parse
@@ -23,8 +27,8 @@ The public API, one line a name (module: meaning):
     memory_thread_id           memory.ledger    the thread that holds a judge's semantic memory in a namespace
     CheckpointSemanticMemory   memory.reader    the guidelines a judgment applies, cached by checkpoint
     SemanticMemoryReader       memory.reader    the protocol a judging graph reads guidelines through
-    EpisodicStore              memory.episodic  EPISODIC MEMORY's protocol: every call confined to a judge
-    QdrantEpisodicStore        memory           episodic memory on Qdrant: local path, in memory, or a server
+    EpisodicStore              memory.episodic  EPISODIC MEMORY's protocol: every call confined to one judge
+    QdrantEpisodicStore        memory           episodic memory on Qdrant: a local path, in memory, or a server
     ServedMemory               memory.transfer  a LangGraph server's judge, for export and import
     MemAlignJudge              judge            the facade: stores from configuration, graphs bound to a namespace
     resolve_chat_model         config           a chat model from an instance, a string or MEMALIGN_MODEL

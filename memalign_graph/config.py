@@ -38,7 +38,7 @@ def resolve_chat_model(model: str | BaseChatModel | None = None) -> BaseChatMode
     """A chat model from an instance, an `init_chat_model` string, or the environment."""
     if isinstance(model, BaseChatModel):
         return model
-    name = model or os.environ.get("MEMALIGN_MODEL", "").strip()
+    name = model or _env("MEMALIGN_MODEL")
     if not name:
         raise ConfigurationError(MODEL_HELP)
     if name == "fake":
@@ -47,8 +47,8 @@ def resolve_chat_model(model: str | BaseChatModel | None = None) -> BaseChatMode
         return FakeChatModel()
     from langchain.chat_models import init_chat_model
 
-    options: dict[str, object] = {"temperature": 0}
-    base_url = os.environ.get("MEMALIGN_BASE_URL", "").strip()
+    options: dict[str, Any] = {"temperature": 0}
+    base_url = _env("MEMALIGN_BASE_URL")
     if base_url:
         options["base_url"] = base_url
     try:
@@ -61,7 +61,7 @@ def resolve_embeddings(embeddings: str | Embeddings | None = None) -> Embeddings
     """Embeddings from an instance, an `init_embeddings` string, the environment, or the local MiniLM."""
     if isinstance(embeddings, Embeddings):
         return embeddings
-    name = embeddings or os.environ.get("MEMALIGN_EMBEDDINGS", "").strip()
+    name = embeddings or _env("MEMALIGN_EMBEDDINGS")
     if name == "fake":
         from memalign_graph.fake_model import FakeEmbeddings
 
@@ -118,14 +118,29 @@ def open_episodic_store(
             "a server's default) or 'collection_per_judge' (local mode's default), or unset it."
         )
     if url is None:
-        return QdrantEpisodicStore(path=memory_home(home) / "episodes", layout=layout)  # type: ignore[arg-type]
+        return QdrantEpisodicStore(path=memory_home(home) / "episodes", layout=layout)
     return QdrantEpisodicStore(
         url=url,
         api_key=api_key or _env("MEMALIGN_QDRANT_API_KEY") or None,
         prefer_grpc=_env("MEMALIGN_QDRANT_GRPC").lower() in {"1", "true", "yes"},
-        layout=layout,  # type: ignore[arg-type]
+        layout=layout,
         collection=_env("MEMALIGN_QDRANT_COLLECTION") or SHARED_COLLECTION,
     )
+
+
+def model_configured(model: str | None = None) -> bool:
+    """Whether a chat model is named, by argument or by `MEMALIGN_MODEL`."""
+    return bool((model or "").strip() or _env("MEMALIGN_MODEL"))
+
+
+def qdrant_server_configured() -> bool:
+    """Whether `MEMALIGN_QDRANT_URL` names a Qdrant server (the served graphs' episodes live there)."""
+    return bool(_env("MEMALIGN_QDRANT_URL"))
+
+
+def debug_enabled() -> bool:
+    """Whether `MEMALIGN_DEBUG` asks the command line for tracebacks."""
+    return bool(_env("MEMALIGN_DEBUG"))
 
 
 def _env(name: str) -> str:
@@ -134,4 +149,4 @@ def _env(name: str) -> str:
 
 def memory_home(home: str | Path | None = None) -> Path:
     """The folder that holds the embedded stores (Qdrant local mode and the SQLite checkpointer)."""
-    return Path(home or os.environ.get("MEMALIGN_HOME", ".memalign")).expanduser()
+    return Path(home or _env("MEMALIGN_HOME") or ".memalign").expanduser()

@@ -89,14 +89,23 @@ class FakeChatModel(BaseChatModel):
         return json.dumps({"guidelines": []})
 
 
-def _verdict(system: str, user: str, schema: dict[str, Any] | None) -> dict[str, Any]:
-    examples, _, judged = user.partition("Judge this example:")
+def learned_rule(system: str, user: str) -> tuple[Any, str] | None:
+    """The first guideline "Answer X when the text mentions Y." whose Y is in the judged example: (X, Y)."""
+    judged = user.partition("Judge this example:")[2].lower()
     for value, word in _RULE.findall(system):
-        if word.lower() in judged.lower():
-            return {"rationale": f"{FAKE_LABEL}: a guideline says {value} when {word} appears.", "value": _typed(value)}
+        if word.lower() in judged:
+            return typed(value), word
+    return None
+
+
+def _verdict(system: str, user: str, schema: dict[str, Any] | None) -> dict[str, Any]:
+    rule = learned_rule(system, user)
+    if rule is not None:
+        return {"rationale": f"{FAKE_LABEL}: a guideline says {rule[0]} when {rule[1]} appears.", "value": rule[0]}
+    examples = user.partition("Judge this example:")[0]
     expert = _EXPERT_VERDICT.search(examples)
     if expert:
-        return {"rationale": f"{FAKE_LABEL}: the most similar past example was judged so.", "value": _typed(expert[1])}
+        return {"rationale": f"{FAKE_LABEL}: the most similar past example was judged so.", "value": typed(expert[1])}
     return {"rationale": f"{FAKE_LABEL}: no memory applies; first allowed value.", "value": _first_value(schema)}
 
 
@@ -128,7 +137,8 @@ def compare_literally(prompt: str) -> dict[str, Any]:
     return {"relation": "different", "merged": ""}
 
 
-def _typed(word: str) -> Any:
+def typed(word: str) -> Any:
+    """A verdict word as its value: true/false as booleans, whole numbers as ints, the rest as text."""
     word = word.strip().strip("'\"")
     if word.lower() in ("true", "false"):
         return word.lower() == "true"

@@ -27,7 +27,7 @@ from memalign_graph.context import FeedbackContext
 from memalign_graph.errors import ConfigurationError, InvalidValueError
 from memalign_graph.feedback import Feedback
 from memalign_graph.judging.graph import build_judge_graph
-from memalign_graph.judging.state import MemoryUsed
+from memalign_graph.judging.state import JudgeInput, MemoryUsed
 from memalign_graph.memory.episodic import EpisodicStore
 from memalign_graph.memory.reader import SemanticMemoryReader, run_checkpointer
 from memalign_graph.memory.savers import thread_ids
@@ -173,7 +173,9 @@ def build_feedback_graph(
 
     def rejudge(state: FeedbackState, runtime: Runtime[FeedbackContext]) -> dict[str, Any]:
         """Judge the example again with the memory the correction just changed."""
-        example = {key: state.get(key) for key in ("inputs", "outputs", "expectations")}
+        example = JudgeInput(
+            inputs=state["inputs"], outputs=state.get("outputs"), expectations=state.get("expectations")
+        )
         result = judge_graph.invoke(example, context=runtime.context)
         return {"updated_verdict": result["verdict"]}
 

@@ -30,6 +30,7 @@ from memalign_graph.errors import InvalidValueError
 from memalign_graph.feedback import Feedback
 from memalign_graph.feedback_graph import create_feedback_graph, delete_review_threads
 from memalign_graph.judging import create_judge_graph
+from memalign_graph.judging.state import JudgeInput
 from memalign_graph.memory.async_savers import async_twin
 from memalign_graph.memory.consistency import ConsistencyReport, check, repair_episodes
 from memalign_graph.memory.episodic import EpisodicStore
@@ -156,7 +157,7 @@ class MemAlignJudge:
         """
         config = RunnableConfig(max_concurrency=max_concurrency or self.max_concurrency)
         results = self.judge_graph.batch(
-            _examples(examples),  # type: ignore[arg-type]
+            _examples(examples),
             config,
             context=self.judge_context,
             return_exceptions=return_exceptions,
@@ -170,7 +171,7 @@ class MemAlignJudge:
         `max_concurrency` judgments are in flight in one thread."""
         config = RunnableConfig(max_concurrency=max_concurrency or self.max_concurrency)
         results = await self.judge_graph.abatch(
-            _examples(examples),  # type: ignore[arg-type]
+            _examples(examples),
             config,
             context=self.judge_context,
             return_exceptions=return_exceptions,
@@ -286,7 +287,7 @@ class MemAlignJudge:
     ) -> RunnableLambda[dict[str, Any], dict[str, Any]]:
         """A node for a user's `StateGraph`: reads the mapped keys, writes the verdict under `verdict_key`."""
 
-        def pick(state: dict[str, Any]) -> dict[str, Any]:
+        def pick(state: dict[str, Any]) -> JudgeInput:
             return _example(
                 state[inputs_key],
                 state.get(outputs_key) if outputs_key else None,
@@ -328,8 +329,8 @@ class MemAlignJudge:
         await self.aclose()
 
 
-def _example(inputs: Any, outputs: Any = None, expectations: Any = None) -> dict[str, Any]:
-    return {"inputs": inputs, "outputs": outputs, "expectations": expectations}
+def _example(inputs: Any, outputs: Any = None, expectations: Any = None) -> JudgeInput:
+    return JudgeInput(inputs=inputs, outputs=outputs, expectations=expectations)
 
 
 def _ids(ids: Iterable[str], *, field: str) -> list[str]:
@@ -343,7 +344,7 @@ def _ids(ids: Iterable[str], *, field: str) -> list[str]:
     return listed
 
 
-def _examples(examples: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def _examples(examples: Sequence[dict[str, Any]]) -> list[JudgeInput]:
     allowed = {"inputs", "outputs", "expectations"}
     for index, item in enumerate(examples):
         extra = sorted(set(item) - allowed)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel
@@ -36,7 +36,7 @@ def invoke_structured(
         structured = model.with_structured_output(schema, include_raw=True)
     except NotImplementedError:
         return _invoke_with_json_instructions(model, schema, messages)
-    return _interpret(structured.invoke(list(messages)), schema)
+    return _interpret(cast(dict[str, Any], structured.invoke(list(messages))), schema)  # include_raw: a dict
 
 
 async def ainvoke_structured(
@@ -49,7 +49,7 @@ async def ainvoke_structured(
         answer = await model.ainvoke([*messages, HumanMessage(_json_instructions(schema))])
         raw = _raw_text(answer)
         return _check_keys(_parse_json(raw), schema, raw), raw
-    return _interpret(await structured.ainvoke(list(messages)), schema)
+    return _interpret(cast(dict[str, Any], await structured.ainvoke(list(messages))), schema)
 
 
 def _interpret(result: dict[str, Any], schema: dict[str, Any]) -> tuple[dict[str, Any], str]:

@@ -130,11 +130,21 @@ REPORT_ID_LISTS = (
 )
 
 
-def empty_report(**lists: list[str]) -> AlignmentReport:
-    """A report of an alignment that changed nothing (the given lists aside)."""
-    report = AlignmentReport(pending=[], failed_batches=[], **{key: [] for key in REPORT_ID_LISTS})  # type: ignore[typeddict-item]
-    report.update(lists)  # type: ignore[typeddict-item]
-    return report
+def empty_report(*, unchanged: Sequence[str] = ()) -> AlignmentReport:
+    """The report of an alignment that changed nothing (feedback memory held already aside)."""
+    return AlignmentReport(
+        added=[],
+        updated=[],
+        unchanged=list(unchanged),
+        forgotten=[],
+        distilled=[],
+        pending=[],
+        failed_batches=[],
+        guidelines_added=[],
+        guidelines_merged=[],
+        guidelines_removed=[],
+        guidelines_redistilled=[],
+    )
 
 
 def merge_reports(into: AlignmentReport, new: AlignmentReport) -> None:
@@ -190,7 +200,7 @@ def to_record(
         updated_at=now,
     )
     for name in ("inputs", "outputs", "expectations", "rationale"):
-        _check_stored_size(record[name], field=f"{where}.{name}")  # type: ignore[literal-required]
+        _check_stored_size(record[name], field=f"{where}.{name}")
     record["content_hash"] = content_hash(record)
     return record
 

@@ -25,7 +25,12 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import RunnableLambda
 from pydantic import ConfigDict, PrivateAttr
 
-from memalign_graph.fake_model import FEEDBACK_PATTERN, compare_literally, distill_rationales  # noqa: F401 - re-exported for tests
+from memalign_graph.fake_model import (  # noqa: F401 - FEEDBACK_PATTERN is re-exported for tests
+    FEEDBACK_PATTERN,
+    compare_literally,
+    distill_rationales,
+    learned_rule,
+)
 
 GUIDELINE_PATTERN = re.compile(r"^- \[(gl-[0-9a-f]+)\] (.*)$", re.MULTILINE)
 
@@ -39,13 +44,10 @@ def learned_rule_policy(default: Any) -> Callable[[str, str], dict[str, Any]]:
     judge applies the first one whose word appears in the judged example, as a real model would.
     """
 
-    rule = re.compile(r"Answer (\S+) when the text mentions (\S+?)\.")
-
     def policy(system: str, user: str) -> dict[str, Any]:
-        judged = user.split("Judge this example:", 1)[-1].lower()
-        for value, word in rule.findall(system):
-            if word.lower() in judged:
-                return {"rationale": f"A guideline says to answer {value} when {word} appears.", "value": _typed(value)}
+        rule = learned_rule(system, user)
+        if rule is not None:
+            return {"rationale": f"A guideline says to answer {rule[0]} when {rule[1]} appears.", "value": rule[0]}
         return {"rationale": "No guideline applies; default verdict.", "value": default}
 
     return policy
@@ -54,16 +56,6 @@ def learned_rule_policy(default: Any) -> Callable[[str, str], dict[str, Any]]:
 # The package's offline fake distils and compares the same way; the scripted fake reuses it.
 rationale_distiller = distill_rationales
 literal_comparison = compare_literally
-
-
-def _typed(word: str) -> Any:
-    lowered = word.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    try:
-        return int(word)
-    except ValueError:
-        return word
 
 
 def _prompt_kind(messages: list[BaseMessage]) -> str:

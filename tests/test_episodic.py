@@ -20,7 +20,7 @@ from qdrant_client import AsyncQdrantClient, QdrantClient
 
 from fakes import BagOfWordsEmbeddings
 from memalign_graph import EpisodicStoreError, QdrantEpisodicStore
-from memalign_graph.memory import qdrant_store
+from memalign_graph.memory import qdrant_clients
 from memalign_graph.memory.episodic import point_id
 from memalign_graph.memory.qdrant_store import collection_name
 from memalign_graph.records import FeedbackRecord
@@ -334,7 +334,7 @@ def test_each_event_loop_gets_its_own_client_closed_with_the_loop(
             super().__init__(**options)
             opened.append(self)
 
-    monkeypatch.setattr(qdrant_store, "AsyncQdrantClient", Counted)
+    monkeypatch.setattr(qdrant_clients, "AsyncQdrantClient", Counted)
     store = server_store
     fill(store)
 

@@ -16,7 +16,7 @@ from memalign_graph.evaluation.metrics import (
     mean_absolute_error,
     pearson,
 )
-from memalign_graph.evaluation.protocol import mean_and_spread
+from memalign_graph.evaluation.summary import mean_and_spread
 
 EXPERT = [1, 2, 3, 4, 5]
 JUDGE = [2, 2, 3, 4, 4]

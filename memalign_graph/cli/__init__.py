@@ -7,7 +7,6 @@ status 2; an unexpected failure is one line too, with status 1 (MEMALIGN_DEBUG=1
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from memalign_graph.cli.common import (
     model_options,
     progress_options,
 )
+from memalign_graph.config import debug_enabled
 from memalign_graph.errors import MemAlignError
 
 DESCRIPTION = """MemAlign: align an LLM judge to your experts' feedback, from the terminal.
@@ -84,7 +84,7 @@ def _message(error: BaseException) -> str:
 
 
 def _debug() -> None:
-    if os.environ.get("MEMALIGN_DEBUG"):
+    if debug_enabled():
         traceback.print_exc()
 
 

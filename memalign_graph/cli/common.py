@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +14,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from pydantic import ValidationError
 
-from memalign_graph.config import memory_home, resolve_chat_model, resolve_embeddings
+from memalign_graph.config import memory_home, model_configured, resolve_chat_model, resolve_embeddings
 from memalign_graph.errors import MemAlignError
 from memalign_graph.evaluation.datasets import FILE_FORMATS, Dataset, load_examples, parse_column
 from memalign_graph.fake_model import FakeChatModel, FakeEmbeddings
@@ -153,7 +152,7 @@ def save_spec(home: Path, spec: JudgeSpec) -> None:
 
 
 def resolve_model(args: argparse.Namespace) -> BaseChatModel:
-    if not (args.model or os.environ.get("MEMALIGN_MODEL", "").strip()):
+    if not model_configured(args.model):
         raise CliError(NO_MODEL)
     model = resolve_chat_model(args.model)
     if isinstance(model, FakeChatModel):

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.embeddings import Embeddings
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage
-from langchain_core.outputs import ChatResult
 
-from memalign_graph.cli.common import NO_MODEL, CliError, open_judge, resolve_model, resolve_spec
-from memalign_graph.config import open_episodic_store, resolve_embeddings
-from memalign_graph.errors import ConfigurationError, InvalidValueError
+from memalign_graph.cli.common import CliError, open_judge, resolve_model, resolve_spec
+from memalign_graph.cli.standins import LazyEmbeddings, UnconfiguredModel
+from memalign_graph.config import model_configured, open_episodic_store, qdrant_server_configured
+from memalign_graph.errors import InvalidValueError
 from memalign_graph.judge import MemAlignJudge
 from memalign_graph.memory import transfer
 from memalign_graph.memory.episodic import EpisodicStore
@@ -92,8 +87,7 @@ def _action(
 def _open(args: argparse.Namespace) -> Any:
     """The judge over its memory; a model only if configured (inspection needs none), embeddings on first use."""
     spec = resolve_spec(args, save=False)
-    configured = args.model or os.environ.get("MEMALIGN_MODEL", "").strip()
-    model = resolve_model(args) if configured else UnconfiguredModel()
+    model = resolve_model(args) if model_configured(args.model) else UnconfiguredModel()
     return open_judge(args, spec, model, LazyEmbeddings(args.embeddings))
 
 
@@ -239,7 +233,7 @@ def _memory_location(
     from langgraph_sdk.errors import APIConnectionError, APIStatusError
 
     spec = resolve_spec(args, save=False)
-    if not os.environ.get("MEMALIGN_QDRANT_URL", "").strip():
+    if not qdrant_server_configured():
         raise CliError(
             "--server: the served graphs keep episodes on a Qdrant server; set MEMALIGN_QDRANT_URL (and "
             "MEMALIGN_QDRANT_API_KEY) to the one the LangGraph server uses, e.g. http://127.0.0.1:6333"
@@ -282,42 +276,3 @@ def _short(value: Any, limit: int = 100) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-class UnconfiguredModel(BaseChatModel):
-    """Stands in when no model is configured: inspection never calls it; a call says what to set."""
-
-    @property
-    def _llm_type(self) -> str:
-        return "memalign-unconfigured"
-
-    def with_structured_output(self, schema: Any, **kwargs: Any) -> Any:
-        raise ConfigurationError(NO_MODEL)
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        raise ConfigurationError(NO_MODEL)
-
-
-class LazyEmbeddings(Embeddings):
-    """Resolves the embedding model on first use: showing memory needs none, rolling back does."""
-
-    def __init__(self, name: str | None) -> None:
-        self._name = name
-        self._resolved: Embeddings | None = None
-
-    def _model(self) -> Embeddings:
-        if self._resolved is None:
-            self._resolved = resolve_embeddings(self._name)
-        return self._resolved
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self._model().embed_documents(texts)
-
-    def embed_query(self, text: str) -> list[float]:
-        return self._model().embed_query(text)

@@ -22,7 +22,7 @@ def prices_from(args: argparse.Namespace) -> Prices | None:
         return None
     if None in given:
         raise CliError("--price-input and --price-output go together: give both (per million tokens)")
-    if min(given) < 0:  # type: ignore[type-var]
+    if min(given) < 0:
         raise CliError("--price-input/--price-output: prices cannot be negative")
     return Prices(input_per_million=float(args.price_input), output_per_million=float(args.price_output))
 

@@ -48,7 +48,7 @@ class ColumnMapping:
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise DatasetError(f"column mapping: unknown fields {unknown}; map only {sorted(known)}.")
-        return replace(self, **dict(overrides))
+        return replace(self, **overrides)  # type: ignore[arg-type]  # keys checked just above
 
 
 NORMALIZED_COLUMNS = ColumnMapping(value="label")

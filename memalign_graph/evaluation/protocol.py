@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
-import statistics
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ from memalign_graph.errors import MemAlignError
 from memalign_graph.evaluation.ablations import Variant, VariantJudges, open_variant_judges, variant_feedback
 from memalign_graph.evaluation.datasets import LabeledExample
 from memalign_graph.evaluation.metrics import agreement_report, quality_metric_name
+from memalign_graph.evaluation.summary import costs, describe_error, error_counts, per_judgment, summarize
 from memalign_graph.feedback import Feedback
 from memalign_graph.memory.qdrant_store import QdrantEpisodicStore
 from memalign_graph.records import Verdict
@@ -205,7 +204,7 @@ def _learning_curve(
                 "guidelines": len(judges.judge.guidelines()),
                 **measured,
                 "alignment": {**alignment, "cumulative": alignment_total.as_dict()},
-                "cost": _costs(
+                "cost": costs(
                     settings.prices, alignment_usage, alignment_total, judging_usage, measured["judging"]["judgments"]
                 ),
             }
@@ -246,9 +245,9 @@ def _measure(
             "wall_seconds": seconds,
             "usage": usage.as_dict(),
             "stages": {stage: used.as_dict() for stage, used in tracker.by_stage().items()},
-            "per_judgment": _per_judgment(usage, len(judged)),
+            "per_judgment": per_judgment(usage, len(judged)),
         },
-        "no_verdict_errors": _error_counts(verdicts),
+        "no_verdict_errors": error_counts(verdicts),
     }
     return measured, usage
 
@@ -277,91 +276,11 @@ def _align(judges: VariantJudges, feedback: list[Feedback]) -> tuple[Usage, dict
     }
 
 
-def _per_judgment(usage: Usage, judgments: int) -> dict[str, float]:
-    count = max(1, judgments)
-    return {
-        "calls": usage.calls / count,
-        "input_tokens": usage.input_tokens / count,
-        "output_tokens": usage.output_tokens / count,
-        "total_tokens": usage.total_tokens / count,
-        "seconds": usage.seconds / count,
-    }
-
-
-def _costs(
-    prices: Prices | None, alignment: Usage, alignment_total: Usage, judging: Usage, judgments: int
-) -> dict[str, float] | None:
-    if prices is None:
-        return None
-    return {
-        "alignment": prices.cost(alignment),
-        "alignment_cumulative": prices.cost(alignment_total),
-        "judging": prices.cost(judging),
-        "per_judgment": prices.cost(judging) / max(1, judgments),
-    }
-
-
 def _refuse_total_failure(verdicts: Sequence[Verdict | Exception]) -> None:
     """When no judgment at all got a verdict, the model is misconfigured: stop instead of measuring nothing."""
     failures = [verdict for verdict in verdicts if isinstance(verdict, Exception)]
     if verdicts and len(failures) == len(verdicts):
-        raise EvaluationError(f"every judgment failed; the first error: {_describe(failures[0])}")
-
-
-def _error_counts(verdicts: Sequence[Verdict | Exception]) -> dict[str, int]:
-    return dict(Counter(_describe(verdict) for verdict in verdicts if isinstance(verdict, Exception)))
-
-
-def _describe(error: Exception) -> str:
-    first_line = (str(error).strip().splitlines() or [""])[0]
-    return f"{type(error).__name__}: {first_line}"[:300]
-
-
-def summarize(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and spread (sample standard deviation) over seeds, per variant and examples seen."""
-    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for run in runs:
-        groups.setdefault((run["variant"], run["examples_seen"]), []).append(run)
-    rows = []
-    for (variant, seen), group in groups.items():
-        first = group[0]
-        row: dict[str, Any] = {
-            "variant": variant,
-            "memory": first["memory"],
-            "feedback": first["feedback"],
-            "examples_seen": seen,
-            "seeds": len(group),
-            "metric": first["test"]["metric"],
-        }
-        for split in ("train", "test"):
-            reports = [run[split] for run in group if run[split] is not None]
-            row[f"{split}_quality_mean"], row[f"{split}_quality_std"] = mean_and_spread(r["quality"] for r in reports)
-            row[f"{split}_no_verdict"] = sum(r["no_verdict"] for r in reports)
-            row[f"{split}_judged"] = sum(r["n"] for r in reports)
-            for extra in ("pearson", "mae"):
-                if reports and extra in reports[0]:
-                    row[f"{split}_{extra}_mean"], _ = mean_and_spread(r[extra] for r in reports)
-        row["guidelines_mean"], _ = mean_and_spread(run["guidelines"] for run in group)
-        for key in ("calls", "total_tokens", "seconds"):
-            row[f"{key}_per_judgment_mean"], _ = mean_and_spread(run["judging"]["per_judgment"][key] for run in group)
-        row["alignment_calls_mean"], _ = mean_and_spread(run["alignment"]["cumulative"]["calls"] for run in group)
-        row["alignment_tokens_mean"], _ = mean_and_spread(
-            run["alignment"]["cumulative"]["total_tokens"] for run in group
-        )
-        if first["cost"] is not None:
-            row["cost_per_judgment_mean"], _ = mean_and_spread(run["cost"]["per_judgment"] for run in group)
-            row["alignment_cost_mean"], _ = mean_and_spread(run["cost"]["alignment_cumulative"] for run in group)
-        rows.append(row)
-    return sorted(rows, key=lambda row: (row["variant"], row["examples_seen"]))
-
-
-def mean_and_spread(values: Any) -> tuple[float | None, float | None]:
-    """The mean and sample standard deviation of the defined values; spread is None with fewer than two."""
-    defined = [float(value) for value in values if value is not None]
-    if not defined:
-        return None, None
-    spread = statistics.stdev(defined) if len(defined) > 1 else None
-    return statistics.fmean(defined), spread
+        raise EvaluationError(f"every judgment failed; the first error: {describe_error(failures[0])}")
 
 
 def _settings_dict(settings: ProtocolSettings, available: int) -> dict[str, Any]:

@@ -132,7 +132,7 @@ class SemanticMemory(TypedDict, total=False):
     judge: str
     namespace: str
     guidelines: Annotated[dict[str, Guideline], DeltaChannel(apply_changes, snapshot_frequency=SNAPSHOT_EVERY)]
-    guideline_vectors: Annotated[dict[str, list[float]], DeltaChannel(apply_changes, snapshot_frequency=SNAPSHOT_EVERY)]
+    guideline_vectors: Annotated[dict[str, str], DeltaChannel(apply_changes, snapshot_frequency=SNAPSHOT_EVERY)]
     records: Annotated[dict[str, FeedbackRecord], DeltaChannel(apply_changes, snapshot_frequency=SNAPSHOT_EVERY)]
     outstanding: Outstanding
     summary: MemorySummary

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Generic, TypeVar
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -21,7 +21,7 @@ T = TypeVar("T")
 class PerLoop(Generic[T]):
     """Lazily opens one `T` for each running event loop; closes it with the loop, or on `close()`."""
 
-    def __init__(self, open_: Callable[[], Awaitable[T]], close: Callable[[T], Awaitable[None]]) -> None:
+    def __init__(self, open_: Callable[[], Awaitable[T]], close: Callable[[T], Coroutine[Any, Any, None]]) -> None:
         self._open = open_
         self._close = close
         self._opened: dict[asyncio.AbstractEventLoop, tuple[T, AsyncGenerator[None, None]]] = {}

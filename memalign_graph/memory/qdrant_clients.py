@@ -1,4 +1,5 @@
-"""How the episodic store reaches Qdrant: one shared client per local path, and the write-ahead log.
+"""How the episodic store reaches Qdrant: one shared client per local path, the write-ahead log, and an
+async client per event loop for a server.
 
 qdrant-client's local mode locks its path to the first client that opens it, and loses points when two
 threads upsert at once: so stores on one path in a process share one client and one write lock.
@@ -6,14 +7,18 @@ threads upsert at once: so stores on one path in a process share one client and 
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from qdrant_client import QdrantClient
+from qdrant_client import AsyncQdrantClient, QdrantClient
 
 from memalign_graph.errors import EpisodicStoreError
+from memalign_graph.memory.per_loop import PerLoop
 
 
 @dataclass
@@ -81,3 +86,52 @@ def release_local(path: Path) -> None:
         if shared.users == 0:
             del _local_clients[path]
             shared.client.close()
+
+
+class AsyncClients:
+    """An `AsyncQdrantClient` per event loop with a sync server client's settings (its connections belong
+    to the loop that opened them), each closed when its loop ends, by `aclose()` or by `close()`."""
+
+    def __init__(self, client: QdrantClient) -> None:
+        # The sync client checked the server's version as it opened; the async client's own check would
+        # be a blocking request in a thread of its own, on every event loop.
+        self._options: dict[str, Any] = {**client.init_options, "check_compatibility": False}
+        self._per_loop: PerLoop[AsyncQdrantClient] = PerLoop(self._open, self._close)
+        self._unclosed: dict[int, AsyncQdrantClient] = {}  # opened here and not closed yet
+
+    async def get(self) -> AsyncQdrantClient:
+        return await self._per_loop.get()
+
+    async def aclose(self) -> None:
+        """Close this loop's client now (a later call on the loop opens another)."""
+        await self._per_loop.aclose()
+
+    def close(self) -> None:
+        """Close every client: each on its own loop if that loop still runs or can, then the orphans."""
+        self._per_loop.close()
+        self._close_orphans()
+
+    async def _open(self) -> AsyncQdrantClient:
+        client = AsyncQdrantClient(**self._options)  # opens no connection yet: the first request does
+        self._unclosed[id(client)] = client
+        return client
+
+    async def _close(self, client: AsyncQdrantClient) -> None:
+        self._unclosed.pop(id(client), None)
+        await client.close()
+
+    def _close_orphans(self) -> None:
+        """Close the clients of loops closed without asyncio.run's shutdown (so without closing their
+        clients). Their connections belong to the dead loop and cannot close cleanly; closing the client
+        drops them, which closes their sockets. With a loop running here, they are only dropped."""
+        orphans = list(self._unclosed.values())
+        self._unclosed.clear()
+        try:
+            asyncio.get_running_loop()
+            return
+        except RuntimeError:
+            pass
+        for client in orphans:
+            with warnings.catch_warnings():  # qdrant-client blames the server for the dead loop
+                warnings.filterwarnings("ignore", message="Unable to close http connection")
+                asyncio.run(client.close())

@@ -7,11 +7,9 @@ with tenant payload indexes is Qdrant's multitenancy pattern.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import sqlite3
 import threading
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -21,8 +19,8 @@ from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
 from memalign_graph.errors import EpisodicStoreError
 from memalign_graph.memory.episodic import episode_from_payload, episode_metadata, point_id, unit_vector
-from memalign_graph.memory.per_loop import PerLoop
 from memalign_graph.memory.qdrant_clients import (
+    AsyncClients,
     is_server,
     journal_ahead,
     open_local,
@@ -103,16 +101,11 @@ class QdrantEpisodicStore:
         else:
             self._client = QdrantClient(location=":memory:")
         self._async_client = async_client
-        self._async_clients: PerLoop[AsyncQdrantClient] | None = None
-        self._async_options: dict[str, Any] = {}
+        self._async_clients: AsyncClients | None = None
         if async_client is None and is_server(self._client):
             if client is not None:
                 self._location = server_address(client)
-            # The sync client checked the server's version as it opened; the async client's own check
-            # would be a blocking request in a thread of its own, on every event loop.
-            self._async_options = {**self._client.init_options, "check_compatibility": False}
-            self._async_clients = PerLoop(self._open_async_client, self._close_async_client)
-        self._unclosed: dict[int, AsyncQdrantClient] = {}  # async clients opened here and not closed yet
+            self._async_clients = AsyncClients(self._client)
         self._known_collections: set[str] = set()
         self._closed = False
 
@@ -175,12 +168,12 @@ class QdrantEpisodicStore:
             for record, text, vector in zip(records, texts, vectors, strict=True)
         ]
         with self._guard(), self._write_lock:
-            self._ensure_collection(name, len(points[0].vector))
+            self._ensure_collection(name, len(vectors[0]))
             self._client.upsert(collection_name=name, points=points, wait=True)
 
     def delete(self, judge: str, namespace: str, feedback_ids: Iterable[str]) -> None:
         # Point ids are derived from namespace, judge and feedback id: a delete reaches no other tenant.
-        ids = [point_id(judge, namespace, feedback_id) for feedback_id in feedback_ids]
+        ids: list[models.ExtendedPointId] = [point_id(judge, namespace, feedback_id) for feedback_id in feedback_ids]
         name, _ = self._where(judge, namespace)
         if not ids:
             return
@@ -204,14 +197,10 @@ class QdrantEpisodicStore:
         """`search` for async runs, on the event loop and without a worker thread.
 
         On a server, awaited through this loop's `AsyncQdrantClient`. Local mode is synchronous numpy
-        work that no async client can share (a path is locked by its first client), so it runs inline.
-        Measured with `python -m benchmarks.local_asearch` (10k 384-d points, 2 cores): 1000 judgments
-        that each await a 0.3 s model call and then search, 64 in flight, finish in 6.9 s inline against
-        11.1 s through `asyncio.to_thread`, and a search answers in 4.7 ms against 377 ms (p50). The
-        search holds the GIL, so a worker thread adds a hand-off and contention, not capacity. The price
-        is event-loop lag while searches queue (p99 139 ms, and 0.87 s when 200 land at once, against
-        ~10 ms with threads): a process that must keep its loop responsive under such bursts wants a
-        Qdrant server, whose async client leaves the loop free.
+        work that no async client can share (a path is locked by its first client), so it runs inline:
+        the search holds the GIL, so a worker thread adds a hand-off and contention, not capacity
+        (`python -m benchmarks.local_asearch` measures both). The price is event-loop lag while searches
+        queue: a process that must keep its loop responsive under bursts wants a Qdrant server.
         """
         if self._async_client is None and self._async_clients is None:
             return self.search(judge, namespace, vector, k)
@@ -236,31 +225,6 @@ class QdrantEpisodicStore:
         if self._closed or self._async_clients is None:
             raise EpisodicStoreError(f"The episodic store at {self._location} is closed.")
         return await self._async_clients.get()
-
-    async def _open_async_client(self) -> AsyncQdrantClient:
-        client = AsyncQdrantClient(**self._async_options)  # opens no connection yet: the first request does
-        self._unclosed[id(client)] = client
-        return client
-
-    async def _close_async_client(self, client: AsyncQdrantClient) -> None:
-        self._unclosed.pop(id(client), None)
-        await client.close()
-
-    def _close_orphans(self) -> None:
-        """Close the async clients of loops closed without asyncio.run's shutdown (so without closing
-        their clients). Their connections belong to the dead loop and cannot close cleanly; closing the
-        client drops them, which closes their sockets. With a loop running here, they are only dropped."""
-        orphans = list(self._unclosed.values())
-        self._unclosed.clear()
-        try:
-            asyncio.get_running_loop()
-            return
-        except RuntimeError:
-            pass
-        for client in orphans:
-            with warnings.catch_warnings():  # qdrant-client blames the server for the dead loop
-                warnings.filterwarnings("ignore", message="Unable to close http connection")
-                asyncio.run(client.close())
 
     async def aclose(self) -> None:
         """Close this event loop's async client now rather than when the loop ends (a later `asearch`
@@ -294,7 +258,7 @@ class QdrantEpisodicStore:
     def episodes(self, judge: str, namespace: str, limit: int) -> list[dict[str, Any]]:
         """Up to `limit` stored episodes (their payload metadata), for people inspecting memory."""
         with self._guard():
-            found = []
+            found: list[dict[str, Any]] = []
             for point in self._scroll(judge, namespace, with_payload=True, with_vectors=False):
                 if len(found) >= limit:
                     break
@@ -330,7 +294,7 @@ class QdrantEpisodicStore:
         """The collection that holds a judge's episodes, and the filter that confines a query to them."""
         if self.layout == "collection_per_judge":
             return collection_name(judge, namespace), None
-        conditions = [
+        conditions: list[models.Condition] = [
             models.FieldCondition(key=key, match=models.MatchValue(value=value))
             for key, value in zip(_TENANT_KEYS, (namespace, judge), strict=True)
         ]
@@ -341,8 +305,7 @@ class QdrantEpisodicStore:
             return
         self._closed = True
         if self._async_clients is not None:
-            self._async_clients.close()  # each on its own loop, if that loop still runs or can
-            self._close_orphans()
+            self._async_clients.close()
         if self._local_path is not None:
             release_local(self._local_path)
         elif self._owns_client:

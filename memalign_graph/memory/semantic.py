@@ -170,9 +170,9 @@ class MemoryThread:
         run_context = self._context(context)
         with self.exclusive(run_context):
             if self._preview is not None:
-                report = self._preview(self.values(), request, run_context)
-                if report is not None:
-                    return report
+                unchanged = self._preview(self.values(), request, run_context)
+                if unchanged is not None:
+                    return unchanged
             result = self.graph.invoke(dict(request), self.config, context=run_context, durability="sync")
         report: AlignmentReport = result["report"]
         return report
@@ -216,7 +216,7 @@ class MemoryThread:
         """
         with self.exclusive():
             current = self.values()
-            rewrite = {"configurable": {"thread_id": self._rewrite_thread}}
+            rewrite = thread_config(self._rewrite_thread)
             self.saver.delete_thread(self._rewrite_thread)
             self.graph.update_state(rewrite, self._whole(current), as_node="write_memory")
             self._finish_rewrite()
@@ -228,7 +228,7 @@ class MemoryThread:
 
     def _finish_rewrite(self) -> None:
         """Finish a rewrite: the rewrite thread holds memory, checked whole, before the old history goes."""
-        rewrite = {"configurable": {"thread_id": self._rewrite_thread}}
+        rewrite = thread_config(self._rewrite_thread)
         if self.saver.get_tuple(rewrite) is None:
             return
         values = dict(self.graph.get_state(rewrite).values)

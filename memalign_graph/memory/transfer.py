@@ -60,9 +60,10 @@ class ServedMemory:
         from langgraph_sdk.errors import NotFoundError
 
         try:
-            return dict(self.client.threads.get_state(self.thread_id)["values"] or {})
+            values = self.client.threads.get_state(self.thread_id)["values"]
         except NotFoundError:
             return {}
+        return dict(values) if isinstance(values, dict) else {}
 
     def write(self, values: Mapping[str, Any]) -> None:
         thread = self.client.threads.create(thread_id=self.thread_id, if_exists="do_nothing", graph_id=self.graph_id)
