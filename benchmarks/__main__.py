@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import alignment, batch_throughput, incremental, judge_overhead, prompt_tokens, scale
+from benchmarks import alignment, batch_throughput, incremental, judge_overhead, kills, prompt_tokens, scale
 from benchmarks.context import PRESETS, RunContext
 from benchmarks.report import ScenarioResult, machine_info, render_markdown, write_json
 
@@ -27,6 +27,7 @@ SCENARIOS: dict[str, Callable[[RunContext], ScenarioResult]] = {
     "batch_throughput": batch_throughput.run,
     "judge_overhead": judge_overhead.run,
     "scale": scale.run,
+    "kills": kills.run,
 }
 
 

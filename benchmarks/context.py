@@ -34,6 +34,7 @@ class Sizes:
     align_sweep: tuple[tuple[int, int], ...] = ((4, 8), (16, 8), (16, 32), (64, 16), (128, 8), (16, 64))
     incremental_rounds: int = 10
     incremental_per_round: int = 100
+    kill_trials: int = 20
     episode_counts: tuple[int, ...] = (1_000, 10_000, 100_000)
     judge_samples: int = 100
     minilm_samples: int = 30
@@ -73,6 +74,7 @@ PRESETS: dict[str, Sizes] = {
         batch_runs=(("batch", 16), ("abatch", 16)),
         scale_points=10_000,
         query_samples=10,
+        kill_trials=4,
     ),
     "tiny": Sizes(
         latency_s=0.01,
@@ -83,6 +85,7 @@ PRESETS: dict[str, Sizes] = {
         align_sweep=((4, 4),),
         incremental_rounds=2,
         incremental_per_round=5,
+        kill_trials=0,
         episode_counts=(300,),
         judge_samples=4,
         minilm_samples=0,
