@@ -1,1 +1,15 @@
-"""The MemAlign evaluation protocol: datasets, ablations, metrics, results and plots."""
+"""The MemAlign evaluation protocol: datasets, ablations, metrics, results and plots.
+
+load_examples     datasets   labelled examples from JSONL, CSV, JSON and the two built-in layouts
+Variant           ablations  which memories and which parts of the feedback a run uses
+ProtocolSettings  protocol   split, shards, seeds, variants and k
+run_protocol      protocol   learning curves from empty memory, measured after every shard
+results_table     results    the summary as a terminal table
+"""
+
+from memalign_graph.evaluation.ablations import Variant
+from memalign_graph.evaluation.datasets import load_examples
+from memalign_graph.evaluation.protocol import ProtocolSettings, run_protocol
+from memalign_graph.evaluation.results import results_table
+
+__all__ = ["ProtocolSettings", "Variant", "load_examples", "results_table", "run_protocol"]
