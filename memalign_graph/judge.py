@@ -113,7 +113,6 @@ class MemAlignJudge:
             reader=reader,
             context=self.alignment_context,
         )
-        self.memory.recover()  # a purge a crash interrupted is finished before anything reads memory
         self.thread_id = self.memory.thread_id
         self.semantic_memory = reader
         self.judge_graph = create_judge_graph(

@@ -35,6 +35,8 @@ from memalign_graph.fake_model import (  # noqa: F401 - FEEDBACK_PATTERN is re-e
 GUIDELINE_PATTERN = re.compile(r"^- \[(gl-[0-9a-f]+)\] (.*)$", re.MULTILINE)
 
 Answer = dict[str, Any] | str | Exception
+# Only a broken bound on concurrency lets a gathering wait this long; it then fails instead of hanging.
+GATHER_TIMEOUT_S = 60
 
 
 def learned_rule_policy(default: Any) -> Callable[[str, str], dict[str, Any]]:
@@ -81,11 +83,16 @@ class ScriptedChatModel(BaseChatModel):
     consolidate: Callable[[str], dict[str, Any]] | list[Answer] = lambda prompt: {"guidelines": []}
     structured: bool = True
     latency_s: float = 0.0
+    gather: int = 0  # the first `gather` calls of `gather_kind` wait until that many are in flight (no clock)
+    gather_kind: str = "verdict"
 
     _calls: list[dict[str, Any]] = PrivateAttr(default_factory=list)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _in_flight: int = PrivateAttr(default=0)
     _max_in_flight: int = PrivateAttr(default=0)
+    _barrier: Any = PrivateAttr(default=None)
+    _abarriers: dict[Any, Any] = PrivateAttr(default_factory=dict)
+    _waiting: int = PrivateAttr(default=0)
 
     @property
     def _llm_type(self) -> str:
@@ -147,6 +154,11 @@ class ScriptedChatModel(BaseChatModel):
     def _answer(self, kind: str, messages: list[BaseMessage]) -> str:
         self._enter(kind, messages)
         try:
+            if self._joins_gathering(kind):
+                if self._barrier is None:
+                    with self._lock:
+                        self._barrier = self._barrier or threading.Barrier(self.gather)
+                self._barrier.wait(timeout=GATHER_TIMEOUT_S)
             if self.latency_s:
                 time.sleep(self.latency_s)
             return self._respond(kind, messages)
@@ -157,11 +169,22 @@ class ScriptedChatModel(BaseChatModel):
         """The async path waits on the event loop, as a real model's HTTP call does."""
         self._enter(kind, messages)
         try:
+            if self._joins_gathering(kind):
+                barrier = self._abarriers.setdefault(asyncio.get_running_loop(), asyncio.Barrier(self.gather))
+                await asyncio.wait_for(barrier.wait(), GATHER_TIMEOUT_S)
             if self.latency_s:
                 await asyncio.sleep(self.latency_s)
             return self._respond(kind, messages)
         finally:
             self._leave()
+
+    def _joins_gathering(self, kind: str) -> bool:
+        """Whether this call is one of the first `gather` of its kind, which wait for each other."""
+        with self._lock:
+            if kind != self.gather_kind or self._waiting >= self.gather:
+                return False
+            self._waiting += 1
+            return True
 
     def _enter(self, kind: str, messages: list[BaseMessage]) -> None:
         system = str(messages[0].content) if messages else ""

@@ -53,7 +53,7 @@ def test_rationale_only_feedback_is_distilled_and_kept(make_judge, tone_spec) ->
 
 
 def test_distillation_fans_out_in_parallel_and_respects_the_bound(make_judge, tone_spec) -> None:
-    model = ScriptedChatModel(latency_s=0.15)
+    model = ScriptedChatModel(gather=3, gather_kind="distilled_guidelines")  # three wait until three are in flight
     judge = make_judge(tone_spec, model=model, max_concurrency=3, alignment_context=AlignmentContext(batch_size=2))
     judge.align([fb(n, f"Mind x{n}a x{n}b x{n}c.") for n in range(12)])
     distills = model.calls_of("distilled_guidelines")

@@ -82,7 +82,7 @@ def test_each_event_loop_gets_its_own_connection_closed_with_it(make_judge, tone
 
 
 def test_abatch_keeps_max_concurrency_judgments_in_flight_on_the_event_loop(make_judge, tone_spec) -> None:
-    model = ScriptedChatModel(latency_s=0.05)
+    model = ScriptedChatModel(gather=16)  # the first sixteen judgments wait until sixteen are in flight
     judge = make_judge(tone_spec, model=model)
     teach(judge, "sorry")
 
@@ -134,7 +134,7 @@ def test_on_postgres_and_a_qdrant_server_async_judging_uses_no_worker_thread(
     Loading a new version of memory is the exception: LangGraph's AsyncPostgresSaver deserializes a
     checkpoint's pending writes in a worker thread. Every judgment after that reads by checkpoint id.
     """
-    model = ScriptedChatModel(latency_s=0.1)
+    model = ScriptedChatModel()
     asked: list[str] = []
 
     def record(original: Any) -> Any:
@@ -153,6 +153,7 @@ def test_on_postgres_and_a_qdrant_server_async_judging_uses_no_worker_thread(
         async def judge_many() -> list[Any]:
             async with judge:
                 await judge.ajudge(inputs="q", outputs="sorry")  # loads this version of memory
+                model.gather = judge.max_concurrency  # the batch's first judgments wait for each other
                 monkeypatch.setattr(
                     asyncio.BaseEventLoop, "run_in_executor", record(asyncio.BaseEventLoop.run_in_executor)
                 )

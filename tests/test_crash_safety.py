@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -91,34 +90,61 @@ def test_verify_finds_and_repair_mends_drift_between_the_memories(make_judge, to
     assert store.feedback_ids("support_tone", "default") == {"fb-0", "fb-1", "fb-2"}
 
 
-ALIGN_SLOWLY = """
+ALIGNER = """
 import sys
 sys.path.insert(0, {tests!r})
-from fakes import BagOfWordsEmbeddings, ScriptedChatModel
+from fakes import BagOfWordsEmbeddings, ScriptedChatModel, rationale_distiller
 from memalign_graph import AlignmentContext, Boolean, Feedback, JudgeSpec, MemAlignJudge, QdrantEpisodicStore
-store = QdrantEpisodicStore() if sys.argv[3] == "memory" else None
+prefix, pause, episodes = sys.argv[1], sys.argv[2], sys.argv[3]
+calls = []
+
+def distill(prompt):
+    calls.append(1)
+    if pause == f"after-{{len(calls)}}-batches":
+        print("paused", flush=True)  # the test acts now; the run waits here, memory's lock held
+        sys.stdin.readline()
+    return rationale_distiller(prompt)
+
+store = QdrantEpisodicStore() if episodes == "memory" else None
 spec = JudgeSpec(name="support_tone", instructions="ok?", output=Boolean())
-model = ScriptedChatModel(latency_s=float(sys.argv[2]))
-fb = [Feedback(id=f"{{sys.argv[1]}}-{{n}}", inputs=f"q {{sys.argv[1]}} {{n}}", outputs="a", value=True,
-               rationale=f"Mind {{sys.argv[1]}}x{{n}}a {{sys.argv[1]}}x{{n}}b.") for n in range(8)]
-with MemAlignJudge(spec, model, embeddings=BagOfWordsEmbeddings(), home={home!r}, max_concurrency=2,
-                   episodic_store=store,
-                   alignment_context=AlignmentContext(batch_size=2)) as judge:
+fb = [Feedback(id=f"{{prefix}}-{{n}}", inputs=f"q {{prefix}} {{n}}", outputs="a", value=True,
+               rationale=f"Mind {{prefix}}x{{n}}a {{prefix}}x{{n}}b.") for n in range(8)]
+with MemAlignJudge(spec, ScriptedChatModel(distill=distill), embeddings=BagOfWordsEmbeddings(), home={home!r},
+                   max_concurrency=1, episodic_store=store, alignment_context=AlignmentContext(batch_size=2)) as judge:
     print("aligning", flush=True)
+    if pause == "holding":
+        sys.stdin.readline()
     judge.align(fb)
     print("done", flush=True)
 """
 
 
-def run_aligner(home: Path, prefix: str, latency: float, episodes: str = "home") -> subprocess.Popen:
-    script = ALIGN_SLOWLY.format(tests=TESTS, home=str(home))
+def run_aligner(home: Path, prefix: str, pause: str = "never", episodes: str = "home") -> subprocess.Popen:
+    """A process aligning 8 feedback in 4 batches; `pause` stops it (after-2-batches, or holding the stores
+    open before aligning) until a line arrives on its stdin."""
+    script = ALIGNER.format(tests=TESTS, home=str(home))
     return subprocess.Popen(
-        [sys.executable, "-c", script, prefix, str(latency), episodes],
+        [sys.executable, "-c", script, prefix, pause, episodes],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
+
+
+def wait_for(process: subprocess.Popen, line: str) -> None:
+    assert process.stdout is not None
+    for seen in process.stdout:
+        if seen.strip() == line:
+            return
+    raise AssertionError(f"the process ended before {line!r}: {process.stderr.read() if process.stderr else ''}")
+
+
+def release(process: subprocess.Popen) -> None:
+    assert process.stdin is not None
+    process.stdin.write("go\n")
+    process.stdin.flush()
 
 
 def open_judge(home: Path, tone_spec) -> MemAlignJudge:
@@ -132,9 +158,8 @@ def open_judge(home: Path, tone_spec) -> MemAlignJudge:
 
 
 def test_a_killed_alignment_process_is_finished_by_the_next_one(tmp_path: Path, tone_spec) -> None:
-    process = run_aligner(tmp_path, "k", latency=1.0)
-    assert process.stdout is not None and process.stdout.readline().strip() == "aligning"
-    time.sleep(1.5)  # two of four distill batches done, none written
+    process = run_aligner(tmp_path, "k", pause="after-3-batches")
+    wait_for(process, "paused")  # two of four distill batches done, the third in flight, nothing written
     process.send_signal(signal.SIGKILL)
     process.wait()
     with open_judge(tmp_path, tone_spec) as judge:
@@ -149,11 +174,14 @@ def test_a_killed_alignment_process_is_finished_by_the_next_one(tmp_path: Path, 
 
 
 def test_two_processes_aligning_one_judge_are_serialized(tmp_path: Path, tone_spec) -> None:
-    """Two processes share the SQLite memory (each keeps episodes in its own in-memory Qdrant): the file
-    lock makes the second wait, so its alignment starts from the first one's result, never interleaved."""
-    first = run_aligner(tmp_path, "a", latency=0.3, episodes="memory")
-    assert first.stdout is not None and first.stdout.readline().strip() == "aligning"
-    second = run_aligner(tmp_path, "b", latency=0.3, episodes="memory")
+    """Two processes share the SQLite memory (each keeps episodes in its own in-memory Qdrant). The second
+    starts while the first is half-way through its alignment: the file lock makes it wait, so it starts
+    from the first one's result, never interleaved."""
+    first = run_aligner(tmp_path, "a", pause="after-2-batches", episodes="memory")
+    wait_for(first, "paused")
+    second = run_aligner(tmp_path, "b", episodes="memory")
+    wait_for(second, "aligning")
+    release(first)
     for process in (first, second):
         _, errors = process.communicate(timeout=120)
         assert process.returncode == 0, errors
@@ -164,9 +192,10 @@ def test_two_processes_aligning_one_judge_are_serialized(tmp_path: Path, tone_sp
 
 
 def test_a_second_process_on_the_same_local_episode_store_is_refused_clearly(tmp_path: Path) -> None:
-    first = run_aligner(tmp_path, "a", latency=2.0)  # holds the local store for several seconds
-    assert first.stdout is not None and first.stdout.readline().strip() == "aligning"
-    second = run_aligner(tmp_path, "b", latency=0.3)
+    first = run_aligner(tmp_path, "a", pause="holding")  # holds the local store until told to go on
+    wait_for(first, "aligning")
+    second = run_aligner(tmp_path, "b")
     _, errors = second.communicate(timeout=120)
+    release(first)
     first.communicate(timeout=120)
     assert second.returncode != 0 and "Another process holds it" in errors and str(tmp_path / "episodes") in errors

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from fakes import BagOfWordsEmbeddings, ScriptedChatModel, learned_rule_policy
+from fakes import GATHER_TIMEOUT_S, BagOfWordsEmbeddings, ScriptedChatModel, learned_rule_policy
 from memalign_graph import (
     Boolean,
     Categorical,
@@ -222,6 +222,8 @@ class AsyncOnlyModel(ScriptedChatModel):
 
     in_flight: int = 0
     most_in_flight: int = 0
+    joined: int = 0
+    barrier: Any = None
 
     def with_structured_output(self, schema: Any, *, include_raw: bool = False, **kwargs: Any) -> Any:
         from langchain_core.messages import AIMessage as Message
@@ -233,7 +235,10 @@ class AsyncOnlyModel(ScriptedChatModel):
         async def answer(messages: Any) -> Any:
             self.in_flight += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
-            await asyncio.sleep(0.05)
+            if self.joined < self.gather:  # the first `gather` calls wait until that many are in flight
+                self.joined += 1
+                self.barrier = self.barrier or asyncio.Barrier(self.gather)
+                await asyncio.wait_for(self.barrier.wait(), GATHER_TIMEOUT_S)  # a cap below it times out
             self.in_flight -= 1
             raw = '{"rationale": "async", "value": true}'
             return {"raw": Message(raw), "parsed": {"rationale": "async", "value": True}, "parsing_error": None}
@@ -242,7 +247,7 @@ class AsyncOnlyModel(ScriptedChatModel):
 
 
 def test_ajudge_awaits_the_model_on_the_event_loop(make_judge, tone_spec) -> None:
-    model = AsyncOnlyModel()
+    model = AsyncOnlyModel(gather=7)
     judge = make_judge(tone_spec, model=model)
 
     async def many() -> list:

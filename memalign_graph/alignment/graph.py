@@ -236,7 +236,7 @@ def _plan(state: AlignmentState, spec: JudgeSpec, namespace: str) -> Planned:
     if found is None or "summary" not in found.checkpoint["channel_values"]:
         raise InvalidValueError(f"restore: {checkpoint_id!r} is not a version of this memory thread; see its history.")
     version = values_at(saver, found, ("guidelines", "guideline_vectors", "records", "outstanding"))
-    return plan_restore(state, version, checkpoint_id, now=now)
+    return plan_restore(state, version, checkpoint_id)
 
 
 def _check_memory_thread(judge: str, namespace: str) -> None:

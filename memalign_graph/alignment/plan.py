@@ -59,7 +59,6 @@ def plan_alignment(
     distill = _ordered([*outstanding["distill"], *arriving, *sorted(redistill)], leaving=forgotten)
     return Planned(
         plan=AlignmentPlan(
-            now=now,
             added=sorted(set(arriving) - replaced),
             updated=sorted(replaced),
             unchanged=unchanged,
@@ -76,7 +75,7 @@ def plan_alignment(
     )
 
 
-def plan_restore(memory: Mapping[str, Any], version: Mapping[str, Any], checkpoint_id: str, *, now: str) -> Planned:
+def plan_restore(memory: Mapping[str, Any], version: Mapping[str, Any], checkpoint_id: str) -> Planned:
     """Make an earlier version of memory current again: its ledger, guidelines and pending feedback.
 
     Episodes of every record that differs are synced by `write_memory`, so a restore that stops half-way
@@ -92,7 +91,6 @@ def plan_restore(memory: Mapping[str, Any], version: Mapping[str, Any], checkpoi
     old_vectors = version.get("guideline_vectors") or {}
     return Planned(
         plan=AlignmentPlan(
-            now=now,
             added=sorted(old.keys() - current.keys()),
             updated=sorted(key for key in old.keys() & current.keys() if old[key] != current[key]),
             unchanged=[],

@@ -22,7 +22,6 @@ class AlignmentPlan(TypedDict):
     changes, not every guideline again.
     """
 
-    now: str
     added: list[str]
     updated: list[str]
     unchanged: list[str]

@@ -84,6 +84,7 @@ class MemoryThread:
         self._on_compact = on_compact
         self._lock = MemoryLock(self.thread_id, backend_lock(saver, self.thread_id))
         self._rewrite_thread = str(uuid.uuid5(_REWRITE_NAMESPACE, self.thread_id))
+        self.recover()
 
     @property
     def config(self) -> RunnableConfig:
@@ -109,17 +110,17 @@ class MemoryThread:
 
     def unfinished(self) -> tuple[str, ...]:
         """What a crash left unfinished: a history rewrite ("rewrite"), or an alignment's pending steps."""
-        if self.saver.get_tuple({"configurable": {"thread_id": self._rewrite_thread}}) is not None:
+        if self._rewrite_pending():
             return ("rewrite",)
         return _resumable(self.graph.get_state(self.config))
 
     def recover(self) -> None:
         """Finish a history rewrite a crash interrupted, if there is one (a cheap check when there is not).
 
-        Until it is finished the memory thread may be empty; opening a judge calls this, so nothing reads
-        memory in that state.
+        Until it is finished the memory thread may be empty; an owner calls this as it opens, so nothing
+        reads memory in that state.
         """
-        if self.saver.get_tuple({"configurable": {"thread_id": self._rewrite_thread}}) is not None:
+        if self._rewrite_pending():
             with self._lock.hold():
                 self._finish_rewrite()
 
@@ -226,12 +227,14 @@ class MemoryThread:
     def _context(self, context: AlignmentContext | None) -> AlignmentContext:
         return replace(context or self.context, namespace=self.namespace)
 
+    def _rewrite_pending(self) -> bool:
+        return self.saver.get_tuple(thread_config(self._rewrite_thread)) is not None
+
     def _finish_rewrite(self) -> None:
         """Finish a rewrite: the rewrite thread holds memory, checked whole, before the old history goes."""
-        rewrite = thread_config(self._rewrite_thread)
-        if self.saver.get_tuple(rewrite) is None:
+        if not self._rewrite_pending():
             return
-        values = dict(self.graph.get_state(rewrite).values)
+        values = dict(self.graph.get_state(thread_config(self._rewrite_thread)).values)
         if not _is_whole(values):
             # Written only in part (a crash while it was written): memory itself was not touched yet.
             self.saver.delete_thread(self._rewrite_thread)
