@@ -95,7 +95,7 @@ def test_the_judge_as_a_node_judges_in_its_namespace(make_judge, tone_spec) -> N
     assert out["review"]["metadata"]["guideline_ids"] == [] and out["review"]["score"] is False
 
 
-def test_the_served_graphs_keep_tenants_apart_by_context() -> None:
+def test_the_served_graphs_keep_tenants_apart_by_context(tmp_path) -> None:
     """Served graphs are unbound: the run's context names the tenant, and only that one is touched."""
     from graphs.alignment import graph as alignment_graph
     from graphs.judging import graph as judging_graph
@@ -103,7 +103,7 @@ def test_the_served_graphs_keep_tenants_apart_by_context() -> None:
     saver = InMemorySaver()
     judge = {"name": "grader", "instructions": "ok?", "output": {"kind": "boolean"}}
     for tenant, rule in (("team-a", RULE), ("team-b", "Answer true when the text mentions parcel.")):
-        settings = {"judge": judge, "model": "fake", "embeddings": "fake", "namespace": tenant}
+        settings = {"judge": judge, "model": "fake", "embeddings": "fake", "namespace": tenant, "home": str(tmp_path)}
         align = alignment_graph.copy(update={"checkpointer": saver})
         align.invoke(
             {"feedback": [{"inputs": "q", "outputs": "a", "value": True, "rationale": rule}]},
@@ -121,6 +121,7 @@ def test_the_served_graphs_keep_tenants_apart_by_context() -> None:
                     "model": "fake",
                     "embeddings": "fake",
                     "namespace": tenant,
+                    "home": str(tmp_path),
                 }
             ),
         )["verdict"]["metadata"]
