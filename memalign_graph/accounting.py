@@ -78,7 +78,8 @@ class UsageTracker(BaseCallbackHandler):
         self._lock = threading.Lock()
         self._stages: dict[str, Usage] = {}
         self._items: dict[str, Usage] = {}
-        self._open_calls: dict[UUID, tuple[str, str | None]] = {}
+        self._methods: dict[str, Usage] = {}
+        self._open_calls: dict[UUID, tuple[str, str | None, str | None]] = {}
         self._open_nodes: dict[UUID, tuple[str, float]] = {}
 
     # -- reading -------------------------------------------------------------------------------
@@ -90,6 +91,11 @@ class UsageTracker(BaseCallbackHandler):
     def by_item(self) -> dict[str, Usage]:
         with self._lock:
             return {item: Usage(**asdict(usage)) for item, usage in self._items.items()}
+
+    def by_method(self) -> dict[str, Usage]:
+        """Usage by how the model was asked for JSON (`memalign_graph.structured_output`)."""
+        with self._lock:
+            return {method: Usage(**asdict(usage)) for method, usage in self._methods.items()}
 
     def total(self) -> Usage:
         """Calls and tokens of every stage; seconds are left out, since parallel stages overlap."""
@@ -144,15 +150,18 @@ class UsageTracker(BaseCallbackHandler):
 
     def _open_call(self, run_id: UUID, metadata: Mapping[str, Any] | None) -> None:
         stage = (metadata or {}).get("langgraph_node") or NO_STAGE
+        method = (metadata or {}).get("memalign_structured_output")
         with self._lock:
-            self._open_calls[run_id] = (stage, _current_item.get())
+            self._open_calls[run_id] = (stage, _current_item.get(), method)
 
     def _close_call(self, run_id: UUID, usage: Usage) -> None:
         with self._lock:
-            stage, item = self._open_calls.pop(run_id, (NO_STAGE, None))
+            stage, item, method = self._open_calls.pop(run_id, (NO_STAGE, None, None))
             self._stages[stage] = self._stages.get(stage, Usage()) + usage
             if item is not None:
                 self._items[item] = self._items.get(item, Usage()) + usage
+            if method is not None:
+                self._methods[method] = self._methods.get(method, Usage()) + usage
 
     def _close_node(self, run_id: UUID) -> None:
         with self._lock:

@@ -2,7 +2,9 @@
 
 | setting | environment variable | default |
 |---|---|---|
-| chat model | `MEMALIGN_MODEL` (an `init_chat_model` string, e.g. `openai:gpt-4.1-mini`; `fake` for demos) | none |
+| chat model | `MEMALIGN_MODEL` (`init_chat_model` string, e.g. `openai:gpt-4.1-mini`; `fake`; `local`) | none |
+| model call timeout | `MEMALIGN_MODEL_TIMEOUT` (seconds) | 120 |
+| asking for JSON | `MEMALIGN_STRUCTURED_OUTPUT` (auto, json_schema, json_mode, function_calling, prompt) | auto |
 | OpenAI-compatible server | `MEMALIGN_BASE_URL` (vLLM or Ollama's `/v1` URL); key in `OPENAI_API_KEY` | provider's |
 | embeddings | `MEMALIGN_EMBEDDINGS` (an `init_embeddings` string, `openai:text-embedding-3-small`) | local MiniLM |
 | memory folder | `MEMALIGN_HOME` | `./.memalign` |
@@ -25,6 +27,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from memalign_graph.errors import ConfigurationError
 from memalign_graph.memory.qdrant_store import LAYOUTS, SHARED_COLLECTION, QdrantEpisodicStore
 from memalign_graph.memory.savers import open_postgres_checkpointer, open_sqlite_checkpointer
+from memalign_graph.structured_output import METHODS, StructuredOutput
 
 MODEL_HELP = (
     "No judge model is configured. Pass model= (any LangChain chat model), or set MEMALIGN_MODEL, e.g.\n"
@@ -45,9 +48,15 @@ def resolve_chat_model(model: str | BaseChatModel | None = None) -> BaseChatMode
         from memalign_graph.fake_model import FakeChatModel
 
         return FakeChatModel()
+    if name == "local":
+        from memalign_graph.local_model import local_chat_model
+
+        return local_chat_model()
     from langchain.chat_models import init_chat_model
 
-    options: dict[str, Any] = {"temperature": 0}
+    # LangChain's standard parameters. One retry layer: the graphs retry transient failures themselves,
+    # so the provider SDK's own retries (which also repeat a request refused for its format) are off.
+    options: dict[str, Any] = {"temperature": 0, "timeout": model_timeout(), "max_retries": 0}
     base_url = _env("MEMALIGN_BASE_URL")
     if base_url:
         options["base_url"] = base_url
@@ -126,6 +135,31 @@ def open_episodic_store(
         layout=layout,
         collection=_env("MEMALIGN_QDRANT_COLLECTION") or SHARED_COLLECTION,
     )
+
+
+def model_timeout() -> float:
+    """Seconds a model call may take before it fails (`MEMALIGN_MODEL_TIMEOUT`, default 120)."""
+    raw = _env("MEMALIGN_MODEL_TIMEOUT") or "120"
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < 86_400:
+        raise ConfigurationError(
+            f"MEMALIGN_MODEL_TIMEOUT: {raw!r} is not a number of seconds above 0; unset it for 120."
+        )
+    return seconds
+
+
+def structured_output_setting(method: str | None = None) -> StructuredOutput:
+    """How models are asked for JSON: the argument, else `MEMALIGN_STRUCTURED_OUTPUT`, else `auto`."""
+    chosen = method or _env("MEMALIGN_STRUCTURED_OUTPUT") or "auto"
+    if chosen not in METHODS:
+        raise ConfigurationError(
+            f"MEMALIGN_STRUCTURED_OUTPUT: {chosen!r} is not a method; use one of {', '.join(METHODS)} "
+            "(auto adapts to what the model's server accepts)."
+        )
+    return chosen  # checked against METHODS just above
 
 
 def model_configured(model: str | None = None) -> bool:

@@ -35,6 +35,7 @@ from memalign_graph.memory.semantic import MemoryThread
 from memalign_graph.records import AlignmentReport, FeedbackRecord, Verdict
 from memalign_graph.resources import ResourceResolver, Resources, fixed, namespace_for
 from memalign_graph.spec import JudgeSpec
+from memalign_graph.structured_output import StructuredOutput
 
 
 class ExpertReview(BaseModel):
@@ -104,6 +105,7 @@ def create_feedback_graph(
     memory_checkpointer: BaseCheckpointSaver[Any] | None = None,
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     namespace: str | None = None,
+    structured_output: StructuredOutput = "auto",
     name: str | None = None,
 ) -> FeedbackGraph:
     """Compile the feedback graph for one judge.
@@ -120,6 +122,7 @@ def create_feedback_graph(
         episodic_store=episodic_store,
         semantic_memory=semantic_memory,
         namespace=memory.namespace if memory is not None else namespace,
+        structured_output=structured_output,
     )
     return build_feedback_graph(
         fixed(resources),

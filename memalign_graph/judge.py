@@ -24,6 +24,7 @@ from memalign_graph.config import (
     open_semantic_checkpointer,
     resolve_chat_model,
     resolve_embeddings,
+    structured_output_setting,
 )
 from memalign_graph.context import DEFAULT_MAX_CONCURRENCY, DEFAULT_NAMESPACE, AlignmentContext, JudgeContext
 from memalign_graph.errors import InvalidValueError
@@ -41,6 +42,7 @@ from memalign_graph.memory.semantic import MemoryVersion
 from memalign_graph.memory.transfer import export_memory, import_memory
 from memalign_graph.records import AlignmentReport, Guideline, Verdict
 from memalign_graph.spec import JudgeSpec, check_identifier
+from memalign_graph.structured_output import StructuredOutput
 
 
 class MemAlignJudge:
@@ -69,11 +71,13 @@ class MemAlignJudge:
         judge_context: JudgeContext | None = None,
         alignment_context: AlignmentContext | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        structured_output: StructuredOutput | None = None,
     ) -> None:
         check_identifier(namespace, field="namespace")
         self.spec = spec
         self.namespace = namespace
         self.model = resolve_chat_model(model)
+        self.structured_output = structured_output_setting(structured_output)
         self.embeddings = resolve_embeddings(embeddings)
         self.max_concurrency = max_concurrency
         self.judge_context = replace(judge_context or JudgeContext(), namespace=namespace)
@@ -103,6 +107,7 @@ class MemAlignJudge:
             episodic_store=self.episodic_store,
             checkpointer=self.checkpointer,
             namespace=namespace,
+            structured_output=self.structured_output,
             max_concurrency=max_concurrency,
         )
         self.memory = open_memory_thread(
@@ -122,6 +127,7 @@ class MemAlignJudge:
             episodic_store=self.episodic_store,
             semantic_memory=reader,
             namespace=namespace,
+            structured_output=self.structured_output,
         )
         self.feedback_graph = create_feedback_graph(
             self.model,
@@ -131,6 +137,7 @@ class MemAlignJudge:
             semantic_memory=reader,
             memory=self.memory,
             checkpointer=self.checkpointer,
+            structured_output=self.structured_output,
         )
 
     # -- judging -------------------------------------------------------------------------------

@@ -87,6 +87,7 @@ class VerdictMetadata(TypedDict):
     guideline_ids: list[str]
     episode_ids: list[str]
     attempts: int
+    structured_output: str  # how the model was asked for JSON (memalign_graph.structured_output)
 
 
 class Verdict(TypedDict):

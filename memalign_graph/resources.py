@@ -24,6 +24,7 @@ from memalign_graph.errors import ConfigurationError, InvalidValueError
 from memalign_graph.memory.episodic import EpisodicStore
 from memalign_graph.memory.reader import CheckpointSemanticMemory, SemanticMemoryReader, run_checkpointer
 from memalign_graph.spec import JudgeSpec
+from memalign_graph.structured_output import StructuredCalls, StructuredOutput, structured_calls
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,12 @@ class Resources:
     episodic_store: EpisodicStore
     semantic_memory: SemanticMemoryReader | None = None
     namespace: str | None = None
+    structured_output: StructuredOutput = "auto"
+
+    @property
+    def calls(self) -> StructuredCalls:
+        """How this model is asked for JSON (shared by every graph using the same model object)."""
+        return structured_calls(self.model, self.structured_output)
 
 
 ResourceResolver = Callable[[Runtime[Any]], Resources]

@@ -17,7 +17,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 from pydantic import ValidationError
 
-from memalign_graph.config import open_episodic_store, resolve_chat_model, resolve_embeddings
+from memalign_graph.config import open_episodic_store, resolve_chat_model, resolve_embeddings, structured_output_setting
 from memalign_graph.context import FeedbackContext
 from memalign_graph.errors import ConfigurationError
 from memalign_graph.memory.qdrant_store import QdrantEpisodicStore
@@ -55,7 +55,13 @@ class SettingsResolver:
         settings = _settings(runtime)
         spec = _spec(json.dumps(settings.judge, sort_keys=True))
         model, embeddings, store = _shared(settings.model, settings.embeddings, settings.home, settings.qdrant_url)
-        return Resources(spec=spec, model=model, embeddings=embeddings, episodic_store=store)
+        return Resources(
+            spec=spec,
+            model=model,
+            embeddings=embeddings,
+            episodic_store=store,
+            structured_output=structured_output_setting(),
+        )
 
     def ready(self, runtime: Runtime[Any]) -> bool:
         """Whether this run's stores and models are open already (then resolving is a lookup)."""

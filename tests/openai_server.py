@@ -1,7 +1,10 @@
 """A tiny OpenAI-compatible chat server on 127.0.0.1, answering like the scripted fake.
 
 It lets the tests drive the real `langchain-openai` client (request building, structured output,
-response parsing) and the quick start's command line, with no network beyond loopback.
+response parsing) and the quick start's command line, with no network beyond loopback. It can behave
+like the servers users run: `refuse` some request formats the way llama.cpp's server refuses
+`json_schema` (an HTTP 500 naming `response_format`), or `ignore_format` and answer free text unless
+the prompt itself asks for JSON.
 """
 
 from __future__ import annotations
@@ -30,8 +33,30 @@ def scripted_policy(kind: str, messages: list[dict[str, Any]]) -> dict[str, Any]
     return {"guidelines": []}
 
 
+KINDS = ("verdict", "distilled_guidelines", "guideline_comparison", "consolidated_guidelines")
+
+
+def request_format(body: dict[str, Any]) -> str:
+    """How a request asks for JSON: json_schema, json_object, tools, or text (the prompt alone)."""
+    if body.get("tools"):
+        return "tools"
+    return str((body.get("response_format") or {}).get("type") or "text")
+
+
+def request_kind(body: dict[str, Any]) -> str:
+    """Which of the graphs' prompts a request is, wherever its schema travels."""
+    fmt = body.get("response_format") or {}
+    named = (fmt.get("json_schema") or {}).get("name") or (fmt.get("schema") or {}).get("title")
+    if body.get("tools"):
+        named = body["tools"][0]["function"]["name"]
+    text = "\n".join(str(message.get("content")) for message in body["messages"])
+    return named or next((kind for kind in KINDS if f'"title": "{kind}"' in text), "verdict")
+
+
 @contextmanager
-def openai_compatible_server(policy: Policy = scripted_policy) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+def openai_compatible_server(
+    policy: Policy = scripted_policy, *, refuse: frozenset[str] = frozenset(), ignore_format: bool = False
+) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """Serve `/v1/chat/completions` until the block ends; yields the base URL and the requests seen."""
     requests: list[dict[str, Any]] = []
 
@@ -39,20 +64,35 @@ def openai_compatible_server(policy: Policy = scripted_policy) -> Iterator[tuple
         def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             requests.append(body)
-            kind = body.get("response_format", {}).get("json_schema", {}).get("name", "verdict")
-            content = json.dumps(policy(kind, body["messages"]))
-            reply = {
-                "id": f"chatcmpl-{len(requests)}",
-                "object": "chat.completion",
-                "created": 0,
-                "model": body["model"],
-                "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
-                ],
-                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-            }
+            fmt = request_format(body)
+            if fmt in refuse:
+                field = "tools" if fmt == "tools" else "response_format.type"
+                detail = f"1 validation error: body.{field}: Input should be 'text' or 'json_object', got {fmt!r}"
+                return self._send(500, {"error": {"message": detail, "type": "internal_server_error"}})
+            answer = json.dumps(policy(request_kind(body), body["messages"]))
+            prompt_asks = any("Reply with one JSON object" in str(m.get("content")) for m in body["messages"])
+            if ignore_format and not prompt_asks:
+                answer = "Sure! I had a look, and I think it is fine overall."
+            message: dict[str, Any] = {"role": "assistant", "content": answer}
+            if fmt == "tools" and not ignore_format:
+                name = body["tools"][0]["function"]["name"]
+                call = {"id": "call-1", "type": "function", "function": {"name": name, "arguments": answer}}
+                message = {"role": "assistant", "content": None, "tool_calls": [call]}
+            self._send(
+                200,
+                {
+                    "id": f"chatcmpl-{len(requests)}",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body["model"],
+                    "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+                },
+            )
+
+        def _send(self, status: int, reply: dict[str, Any]) -> None:
             data = json.dumps(reply).encode()
-            self.send_response(200)
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()

@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from pydantic import ValidationError
 
 from memalign_graph import Boolean, Categorical, Feedback, InvalidValueError, JudgeSpec, Pairwise, Score
-from memalign_graph.model_calls import StructuredOutputError, _parse_json
+from memalign_graph.model_calls import StructuredOutputError, parse_json
 
 BAD_FEEDBACK: dict[str, tuple[dict[str, Any], str]] = {
     "empty inputs": ({"inputs": "", "outputs": "a", "value": True}, r"feedback\[0\].inputs: required"),
@@ -127,7 +127,7 @@ def test_arbitrary_records_are_accepted_or_refused_never_crash(record: dict[str,
 @settings(max_examples=300, deadline=None)
 def test_model_answers_parse_to_an_object_or_a_structured_error(text: str) -> None:
     try:
-        parsed = _parse_json(text)
+        parsed = parse_json(text)
     except StructuredOutputError as error:
         assert error.raw == text
         return

@@ -14,13 +14,11 @@ from typing import Any
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from memalign_graph.alignment.distill import MAX_GUIDELINE_TOKENS, guideline_list_schema
 from memalign_graph.memory.guidelines import guideline_id, rank_guidelines
 from memalign_graph.memory.ledger import unpack_vector
-from memalign_graph.model_calls import invoke_structured
 from memalign_graph.prompts import (
     CLOSE_CALL_SYSTEM_PROMPT,
     CLOSE_CALL_USER_PROMPT,
@@ -29,6 +27,7 @@ from memalign_graph.prompts import (
 )
 from memalign_graph.records import DraftGuideline, Guideline
 from memalign_graph.rendering import guideline_block_tokens, render_guidelines, truncate
+from memalign_graph.structured_output import StructuredCalls
 
 CLOSE_CALL_SCHEMA: dict[str, Any] = {
     "title": "guideline_comparison",
@@ -51,7 +50,7 @@ CONSOLIDATE_SCHEMA = guideline_list_schema(
 
 
 def merge_drafts(
-    model: BaseChatModel,
+    calls: StructuredCalls,
     embeddings: Embeddings,
     guidelines: Mapping[str, Guideline],
     known_vectors: Mapping[str, str],
@@ -84,7 +83,7 @@ def merge_drafts(
         (merged[key]["text"], draft["text"]) if key is not None and close_call_at <= similarity < merge_at else None
         for draft, (key, similarity) in zip(drafts, nearest, strict=True)
     ]
-    answers = _ask_in_parallel(model, {pair for pair in asked if pair}, max_concurrency)
+    answers = _ask_in_parallel(calls, {pair for pair in asked if pair}, max_concurrency)
     for position, (draft, vector) in enumerate(zip(drafts, vectors, strict=True)):
         key, similarity = nearest[position]
         question = asked[position]
@@ -121,24 +120,24 @@ def merge_drafts(
 
 
 def _ask_in_parallel(
-    model: BaseChatModel, questions: set[tuple[str, str]], max_concurrency: int
+    calls: StructuredCalls, questions: set[tuple[str, str]], max_concurrency: int
 ) -> dict[tuple[str, str], tuple[str, str]]:
     """Each distinct (existing, new) pair asked once, all at once."""
     if not questions:
         return {}
     with ThreadPoolExecutor(max_workers=max(1, min(max_concurrency, len(questions)))) as pool:
-        futures = {pair: pool.submit(close_call, model, *pair) for pair in questions}
+        futures = {pair: pool.submit(close_call, calls, *pair) for pair in questions}
         return {pair: future.result() for pair, future in futures.items()}
 
 
-def close_call(model: BaseChatModel, existing: str, new: str) -> tuple[str, str]:
+def close_call(calls: StructuredCalls, existing: str, new: str) -> tuple[str, str]:
     """Ask the model whether two similar guidelines are the same, in conflict, or different."""
     messages = [
         SystemMessage(CLOSE_CALL_SYSTEM_PROMPT),
         HumanMessage(CLOSE_CALL_USER_PROMPT.format(existing=existing, new=new)),
     ]
     try:
-        answer, _raw = invoke_structured(model, CLOSE_CALL_SCHEMA, messages)
+        answer = calls.invoke(CLOSE_CALL_SCHEMA, messages).parsed
     except Exception:  # noqa: BLE001 - keeping both guidelines loses nothing
         return "different", ""
     relation = answer.get("relation")
@@ -148,7 +147,7 @@ def close_call(model: BaseChatModel, existing: str, new: str) -> tuple[str, str]
 
 
 def consolidate(
-    model: BaseChatModel, embeddings: Embeddings, guidelines: dict[str, Guideline], *, token_budget: int
+    calls: StructuredCalls, embeddings: Embeddings, guidelines: dict[str, Guideline], *, token_budget: int
 ) -> tuple[dict[str, Guideline], dict[str, list[float]]]:
     """Rewrite guidelines that outgrew their budget into fewer ones; provenance follows every rewrite.
 
@@ -164,7 +163,7 @@ def consolidate(
         HumanMessage(CONSOLIDATE_USER_PROMPT.format(guidelines=render_guidelines(ranked))),
     ]
     try:
-        answer, _raw = invoke_structured(model, CONSOLIDATE_SCHEMA, messages)
+        answer = calls.invoke(CONSOLIDATE_SCHEMA, messages).parsed
         items = [item for item in answer["guidelines"] if isinstance(item, dict)]
     except Exception:  # noqa: BLE001 - over budget is better than lost guidance; judging still caps the block
         return guidelines, {}

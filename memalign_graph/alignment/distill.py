@@ -6,14 +6,14 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
-from memalign_graph.model_calls import StructuredOutputError, invoke_structured
+from memalign_graph.model_calls import StructuredOutputError
 from memalign_graph.prompts import DATA_NOTICE, DISTILL_SYSTEM_PROMPT, DISTILL_USER_PROMPT
 from memalign_graph.records import BatchFailure, DraftGuideline
 from memalign_graph.rendering import render_feedback, render_guidelines, truncate
 from memalign_graph.spec import JudgeSpec
+from memalign_graph.structured_output import StructuredCalls
 
 MAX_GUIDELINE_TOKENS = 120
 
@@ -71,7 +71,7 @@ def distill_messages(
 
 
 def distill_batch(
-    model: BaseChatModel, messages: list[BaseMessage], batch_ids: list[str], *, attempts: int
+    calls: StructuredCalls, messages: list[BaseMessage], batch_ids: list[str], *, attempts: int
 ) -> list[DraftGuideline] | BatchFailure:
     """Draft guidelines for one batch, or the failure that keeps the batch pending after `attempts` tries."""
     last_error = ""
@@ -79,8 +79,7 @@ def distill_batch(
         if attempt:
             time.sleep(min(0.2 * 2 ** (attempt - 1), 2.0))
         try:
-            answer, _raw = invoke_structured(model, DISTILL_SCHEMA, messages)
-            return clean_drafts(answer, batch_ids)
+            return clean_drafts(calls.invoke(DISTILL_SCHEMA, messages).parsed, batch_ids)
         except Exception as error:  # noqa: BLE001 - any failure keeps the batch pending, reported
             last_error = f"{type(error).__name__}: {error}"
     return BatchFailure(feedback_ids=batch_ids, error=last_error)

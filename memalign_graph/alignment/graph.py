@@ -49,6 +49,7 @@ from memalign_graph.memory.reader import run_checkpointer
 from memalign_graph.rendering import select_guidelines
 from memalign_graph.resources import ResourceResolver, Resources, fixed, namespace_for
 from memalign_graph.spec import JudgeSpec
+from memalign_graph.structured_output import StructuredOutput
 
 AlignmentGraph = CompiledStateGraph[AlignmentState, AlignmentContext, AlignmentInput, AlignmentOutput]
 
@@ -62,6 +63,7 @@ def create_alignment_graph(
     episodic_store: EpisodicStore,
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     namespace: str | None = None,
+    structured_output: StructuredOutput = "auto",
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     name: str | None = None,
 ) -> AlignmentGraph:
@@ -69,11 +71,17 @@ def create_alignment_graph(
 
     Run it on the judge's memory thread (`memory_thread_id(judge, namespace)`) with a checkpointer:
     the checkpointed state is the judge's semantic memory. With `namespace`, every run is bound to it
-    (a run's context naming another is refused). At most `max_concurrency` distillation calls run at
+    (a run's context naming another is refused). `structured_output` is how the model is asked for JSON
+    (`auto` adapts to what its server accepts). At most `max_concurrency` distillation calls run at
     once (a run's own `max_concurrency` overrides it).
     """
     resources = Resources(
-        spec=spec, model=model, embeddings=embeddings, episodic_store=episodic_store, namespace=namespace
+        spec=spec,
+        model=model,
+        embeddings=embeddings,
+        episodic_store=episodic_store,
+        namespace=namespace,
+        structured_output=structured_output,
     )
     return build_alignment_graph(
         fixed(resources), checkpointer=checkpointer, max_concurrency=max_concurrency, name=name or f"align:{spec.name}"
@@ -144,7 +152,7 @@ def build_alignment_graph(
         batch = [state["records"][key] for key in task["batch"]]
         shown = select_guidelines(rank_guidelines(planned_guidelines(state).values()), context.guideline_token_budget)
         messages = distill_messages(resources.spec, batch, shown, field_token_budget=context.field_token_budget)
-        outcome = distill_batch(resources.model, messages, task["batch"], attempts=context.max_distill_attempts)
+        outcome = distill_batch(resources.calls, messages, task["batch"], attempts=context.max_distill_attempts)
         return {"drafts": outcome} if isinstance(outcome, list) else {"failures": [outcome]}
 
     def dedupe(state: AlignmentState, runtime: Runtime[AlignmentContext]) -> dict[str, Any]:
@@ -156,7 +164,7 @@ def build_alignment_graph(
         resources = resolve(runtime)
         known = state.get("guidelines") or {}
         guidelines, fresh = merge_drafts(
-            resources.model,
+            resources.calls,
             resources.embeddings,
             planned_guidelines(state),
             state.get("guideline_vectors") or {},
@@ -166,7 +174,7 @@ def build_alignment_graph(
             max_concurrency=get_config().get("max_concurrency") or max_concurrency,
         )
         guidelines, rewritten = consolidate(
-            resources.model, resources.embeddings, guidelines, token_budget=context.guideline_token_budget
+            resources.calls, resources.embeddings, guidelines, token_budget=context.guideline_token_budget
         )
         # Vectors are dedupe's index, not memory's content: those of guidelines this run adds go straight in
         # (a guideline that does not stay has its vector removed by write_memory).

@@ -23,11 +23,12 @@ from memalign_graph.judging.verdict import parse_verdict, verdict_schema
 from memalign_graph.judging.working_memory import build_judge_prompt, memory_used
 from memalign_graph.memory.episodic import EpisodicStore
 from memalign_graph.memory.reader import SemanticMemoryReader
-from memalign_graph.model_calls import MODEL_RETRY, StructuredOutputError, ainvoke_structured, invoke_structured
+from memalign_graph.model_calls import MODEL_RETRY, StructuredOutputError
 from memalign_graph.prompts import JUDGE_RETRY_PROMPT
 from memalign_graph.rendering import retrieval_text
 from memalign_graph.resources import ResourceResolver, Resources, aresolve, fixed, namespace_for, semantic_memory_of
 from memalign_graph.spec import JudgeSpec
+from memalign_graph.structured_output import Answer, StructuredOutput
 
 T = TypeVar("T")
 JudgeGraph = CompiledStateGraph[JudgeState, JudgeContext, JudgeInput, JudgeOutput]
@@ -53,12 +54,13 @@ def inline(step: Callable[[JudgeState], T]) -> RunnableCallable:
     return node(step, run)
 
 
-def answered(state: JudgeState, answer: dict[str, Any], raw: str) -> dict[str, Any]:
+def answered(state: JudgeState, answer: Answer) -> dict[str, Any]:
     return {
-        "answer": answer,
+        "answer": answer.parsed,
         "error": None,
         "attempts": state.get("attempts", 0) + 1,
-        "raw_outputs": [*state.get("raw_outputs", []), raw],
+        "raw_outputs": [*state.get("raw_outputs", []), answer.raw],
+        "structured_output": answer.method,
     }
 
 
@@ -80,13 +82,15 @@ def create_judge_graph(
     episodic_store: EpisodicStore,
     semantic_memory: SemanticMemoryReader | None = None,
     namespace: str | None = None,
+    structured_output: StructuredOutput = "auto",
     name: str | None = None,
 ) -> JudgeGraph:
     """Compile the judging graph for one judge. Per-run settings come from `JudgeContext`.
 
     Without `semantic_memory`, guidelines are read through the checkpointer of the run itself: nest
     the graph in a checkpointed graph, or serve it with the LangGraph server. With `namespace`, every
-    run is bound to it (a run's context naming another is refused).
+    run is bound to it (a run's context naming another is refused). `structured_output` is how the model
+    is asked for JSON (see `memalign_graph.structured_output`; `auto` adapts to the server).
     """
     resources = Resources(
         spec=spec,
@@ -95,6 +99,7 @@ def create_judge_graph(
         episodic_store=episodic_store,
         semantic_memory=semantic_memory,
         namespace=namespace,
+        structured_output=structured_output,
     )
     return build_judge_graph(fixed(resources), name=name or f"judge:{spec.name}")
 
@@ -173,7 +178,7 @@ def build_judge_graph(
         """Ask the model for a rationale and a typed value; a bad answer is retried with its reason."""
         resources, messages, schema = ask(state)
         try:
-            return answered(state, *invoke_structured(resources.model, schema, messages))
+            return answered(state, resources.calls.invoke(schema, messages))
         except StructuredOutputError as error:
             return unanswered(state, error)
 
@@ -181,7 +186,7 @@ def build_judge_graph(
         """`judge` on the event loop: async graphs and `ainvoke` wait on the model without a thread."""
         resources, messages, schema = ask(state)
         try:
-            return answered(state, *await ainvoke_structured(resources.model, schema, messages))
+            return answered(state, await resources.calls.ainvoke(schema, messages))
         except StructuredOutputError as error:
             return unanswered(state, error)
 

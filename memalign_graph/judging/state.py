@@ -43,4 +43,5 @@ class JudgeState(JudgeInput, total=False):
     raw_outputs: list[str]
     attempts: int
     error: str | None
+    structured_output: str
     verdict: Verdict

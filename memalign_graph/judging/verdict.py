@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from memalign_graph.errors import InvalidValueError, VerdictParseError
-from memalign_graph.judging.state import JudgeState, WorkingMemory
+from memalign_graph.judging.state import JudgeState
 from memalign_graph.prompts import JUSTIFICATION_FIELD
 from memalign_graph.records import Verdict
 from memalign_graph.spec import JudgeSpec
@@ -43,7 +43,7 @@ def parse_verdict(spec: JudgeSpec, state: JudgeState, *, namespace: str, max_att
             error = str(invalid)
     if error is None:
         return {
-            "verdict": _verdict(spec, value, answer, state["working_memory"], namespace, state["attempts"]),
+            "verdict": _verdict(spec, value, answer, state, namespace),
             "error": None,
         }
     if state["attempts"] >= max_attempts:
@@ -55,9 +55,8 @@ def parse_verdict(spec: JudgeSpec, state: JudgeState, *, namespace: str, max_att
     return {"error": error}
 
 
-def _verdict(
-    spec: JudgeSpec, value: Any, answer: Mapping[str, Any], memory: WorkingMemory, namespace: str, attempts: int
-) -> Verdict:
+def _verdict(spec: JudgeSpec, value: Any, answer: Mapping[str, Any], state: JudgeState, namespace: str) -> Verdict:
+    memory = state["working_memory"]
     return Verdict(
         key=spec.name,
         score=value,
@@ -67,6 +66,7 @@ def _verdict(
             "namespace": namespace,
             "guideline_ids": memory["guideline_ids"],
             "episode_ids": memory["episode_ids"],
-            "attempts": attempts,
+            "attempts": state["attempts"],
+            "structured_output": state.get("structured_output", ""),
         },
     )

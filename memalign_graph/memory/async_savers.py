@@ -14,7 +14,6 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from memalign_graph.errors import ConfigurationError
-from memalign_graph.memory.per_loop import PerLoop
 from memalign_graph.memory.savers import (
     POSTGRES_EXTRA_HELP,
     is_saver,
@@ -22,6 +21,7 @@ from memalign_graph.memory.savers import (
     postgres_conninfo,
     sqlite_file,
 )
+from memalign_graph.per_loop import PerLoop
 
 
 def async_sqlite_checkpointer(path: str | Path) -> PerLoop[BaseCheckpointSaver]:

