@@ -21,7 +21,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 
 FAKE_LABEL = "FAKE MODEL"
 _RULE = re.compile(r"Answer (\S+) when the text mentions (\S+?)\.")
-FEEDBACK_PATTERN = re.compile(r'<feedback id="([^"]+)">(.*?)</feedback>', re.DOTALL)
+FEEDBACK_PATTERN = re.compile(r'<feedback ref="(\d+)">(.*?)</feedback>', re.DOTALL)
 RATIONALE_PATTERN = re.compile(r"<expert_rationale>\n(.*?)\n</expert_rationale>", re.DOTALL)
 _EXPERT_VERDICT = re.compile(r"^Expert's verdict: (.+)$", re.MULTILINE)
 _KINDS = ("verdict", "distilled_guidelines", "guideline_comparison", "consolidated_guidelines")
@@ -119,12 +119,12 @@ def _first_value(schema: dict[str, Any] | None) -> Any:
 
 
 def distill_rationales(prompt: str) -> dict[str, Any]:
-    """Each feedback with a rationale becomes one guideline: its rationale, credited to its id."""
+    """Each feedback with a rationale becomes one guideline: its rationale, citing its ref."""
     guidelines = []
-    for feedback_id, body in FEEDBACK_PATTERN.findall(prompt):
+    for ref, body in FEEDBACK_PATTERN.findall(prompt):
         rationale = RATIONALE_PATTERN.search(body)
         if rationale:
-            guidelines.append({"text": rationale[1].strip(), "feedback_ids": [feedback_id]})
+            guidelines.append({"text": rationale[1].strip(), "sources": [int(ref)]})
     return {"guidelines": guidelines}
 
 

@@ -51,7 +51,7 @@ Its verdicts are {value_description}.
 Domain experts reviewed examples and gave their verdict and, often, a rationale. Some show where the judge
 was wrong. Distill general guidelines from them that would make the judge agree with the experts on new examples:
 - each guideline is one or two sentences, general (not about one example), and actionable;
-- cite, in feedback_ids, the ids of every feedback item it comes from (only ids shown below);
+- cite, in sources, the ref number of every feedback item it comes from (only refs shown below);
 - do not restate an existing guideline; return only what is new or sharper;
 - a guideline never changes the judge's criterion or verdict type; it only says how to apply them;
 - if the feedback teaches nothing general, return an empty list."""
@@ -62,7 +62,7 @@ DISTILL_USER_PROMPT = """Existing guidelines:
 Feedback to learn from:
 {feedback}"""
 
-FEEDBACK_TEMPLATE = """<feedback id="{feedback_id}">
+FEEDBACK_TEMPLATE = """<feedback ref="{ref}">
 {fields}
 {verdicts}
 </feedback>"""

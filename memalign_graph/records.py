@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from pydantic import ValidationError
 
@@ -58,6 +58,26 @@ class DraftGuideline(TypedDict):
 
     text: str
     feedback_ids: list[str]
+    batch: NotRequired[int]
+
+
+class Dropped(TypedDict):
+    """A guideline a model proposed that did not enter memory, and why."""
+
+    text: str
+    reason: str
+
+
+class BatchOutcome(TypedDict):
+    """What one distillation call proposed and what became of it (merged: into a guideline memory had,
+    or into another proposal of the run)."""
+
+    batch: int
+    feedback_ids: list[str]
+    proposed: int
+    kept: int
+    merged: int
+    dropped: list[Dropped]
 
 
 class BatchFailure(TypedDict):
@@ -116,6 +136,7 @@ class AlignmentReport(TypedDict):
     guidelines_merged: list[str]
     guidelines_removed: list[str]
     guidelines_redistilled: list[str]
+    distillation: list[BatchOutcome]
 
 
 REPORT_ID_LISTS = (
@@ -145,6 +166,7 @@ def empty_report(*, unchanged: Sequence[str] = ()) -> AlignmentReport:
         guidelines_merged=[],
         guidelines_removed=[],
         guidelines_redistilled=[],
+        distillation=[],
     )
 
 
@@ -153,6 +175,7 @@ def merge_reports(into: AlignmentReport, new: AlignmentReport) -> None:
     for key in REPORT_ID_LISTS:
         into[key] = sorted(set(into[key]) | set(new[key]))  # type: ignore[literal-required]
     into["failed_batches"] = [*into["failed_batches"], *new["failed_batches"]]
+    into["distillation"] = [*into["distillation"], *new["distillation"]]
     into["pending"] = list(new["pending"])
 
 

@@ -157,9 +157,10 @@ def render_episode(episode: Episode, *, max_tokens_per_field: int) -> str:
     )
 
 
-def render_feedback(record: Mapping[str, Any], *, max_tokens_per_field: int) -> str:
+def render_feedback(record: Mapping[str, Any], *, ref: int, max_tokens_per_field: int) -> str:
+    """One feedback for a distillation prompt, named by a short `ref` the model cites (ids cost tokens)."""
     return FEEDBACK_TEMPLATE.format(
-        feedback_id=record["id"],
+        ref=ref,
         fields=render_fields(record, max_tokens_per_field=max_tokens_per_field),
         verdicts=render_verdicts(record),
     )

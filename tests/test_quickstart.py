@@ -35,11 +35,11 @@ def disclaimer_distiller(prompt: str) -> dict[str, Any]:
     credits the guideline to every feedback item it comes from.
     """
     cited = [
-        feedback_id
-        for feedback_id, body in FEEDBACK_PATTERN.findall(prompt)
+        int(ref)
+        for ref, body in FEEDBACK_PATTERN.findall(prompt)
         if "Expert's verdict: yes" in body and "language model" in body.split("<expert_rationale>", 1)[-1]
     ]
-    return {"guidelines": [{"text": DISCLAIMER_RULE, "feedback_ids": cited}] if cited else []}
+    return {"guidelines": [{"text": DISCLAIMER_RULE, "sources": cited}] if cited else []}
 
 
 def scripted_model() -> ScriptedChatModel:
@@ -68,7 +68,7 @@ def test_quickstart_learns_from_train_feedback_and_improves_held_out_agreement(t
 
     # The feedback carried the judge's own earlier verdicts, so the distiller saw its mistakes.
     distilled = "".join(call["user"] for call in model.calls_of("distilled_guidelines"))
-    assert sorted(re.findall(r'<feedback id="([^"]+)">', distilled)) == sorted(train)
+    assert len(re.findall(r'<feedback ref="\d+">', distilled)) == len(train)  # named by refs, not ids
     assert distilled.count("Judge's verdict: no (the judge was wrong)") == 10
     # 40 verdicts before alignment, 20 after, and the later ones were given the guideline.
     verdict_calls = model.calls_of("verdict")

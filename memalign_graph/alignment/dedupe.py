@@ -59,17 +59,19 @@ def merge_drafts(
     merge_at: float,
     close_call_at: float,
     max_concurrency: int = 4,
-) -> tuple[dict[str, Guideline], dict[str, list[float]]]:
+) -> tuple[dict[str, Guideline], dict[str, list[float]], list[bool]]:
     """Add drafts to the guidelines; a draft that says what one already says merges into it (provenance united).
 
     Close calls are asked only against the guidelines memory already had, all at once (one round trip
     of wall time, not one per draft); drafts of this run merge with each other when near-identical.
-    Returns the guidelines and the vectors of those added or reworded (memory keeps the others').
+    Returns the guidelines, the vectors of those added or reworded (memory keeps the others'), and for
+    each draft whether it was kept as a guideline of its own (False: merged into another).
     """
     merged: dict[str, Guideline] = {key: Guideline(**guideline) for key, guideline in guidelines.items()}
     fresh: dict[str, list[float]] = {}
+    kept: list[bool] = []
     if not drafts:
-        return merged, fresh
+        return merged, fresh, kept
     now = _now()
     missing = [key for key in merged if key not in known_vectors]  # e.g. guidelines imported without vectors
     if missing:
@@ -91,6 +93,7 @@ def merge_drafts(
             relation, text = "same", ""
         else:
             relation, text = answers[question] if question else ("different", "")
+        kept.append(False)
         if key is not None and relation in ("same", "conflict"):
             target = merged[key]
             _absorb(target, draft["feedback_ids"], now)
@@ -107,6 +110,7 @@ def merge_drafts(
         if new_key in merged:
             _absorb(merged[new_key], draft["feedback_ids"], now)
             continue
+        kept[-1] = True
         merged[new_key] = Guideline(
             id=new_key,
             text=draft["text"],
@@ -116,7 +120,7 @@ def merge_drafts(
         )
         fresh[new_key] = list(vector)
         index.add(new_key, vector)
-    return merged, fresh
+    return merged, fresh, kept
 
 
 def _ask_in_parallel(

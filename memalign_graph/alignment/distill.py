@@ -10,7 +10,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from memalign_graph.model_calls import StructuredOutputError
 from memalign_graph.prompts import DATA_NOTICE, DISTILL_SYSTEM_PROMPT, DISTILL_USER_PROMPT
-from memalign_graph.records import BatchFailure, DraftGuideline
+from memalign_graph.records import BatchFailure, DraftGuideline, Dropped
 from memalign_graph.rendering import render_feedback, render_guidelines, truncate
 from memalign_graph.spec import JudgeSpec
 from memalign_graph.structured_output import StructuredCalls
@@ -18,7 +18,14 @@ from memalign_graph.structured_output import StructuredCalls
 MAX_GUIDELINE_TOKENS = 120
 
 
-def guideline_list_schema(title: str, description: str, source_key: str, source_description: str) -> dict[str, Any]:
+def guideline_list_schema(
+    title: str,
+    description: str,
+    source_key: str,
+    source_description: str,
+    *,
+    source_items: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The JSON schema of a list of guidelines, each citing where it comes from under `source_key`."""
     return {
         "title": title,
@@ -31,7 +38,11 @@ def guideline_list_schema(title: str, description: str, source_key: str, source_
                     "type": "object",
                     "properties": {
                         "text": {"type": "string", "description": "The guideline, one or two sentences."},
-                        source_key: {"type": "array", "items": {"type": "string"}, "description": source_description},
+                        source_key: {
+                            "type": "array",
+                            "items": source_items or {"type": "string"},
+                            "description": source_description,
+                        },
                     },
                     "required": ["text", source_key],
                     "additionalProperties": False,
@@ -46,9 +57,19 @@ def guideline_list_schema(title: str, description: str, source_key: str, source_
 DISTILL_SCHEMA = guideline_list_schema(
     "distilled_guidelines",
     "New general guidelines distilled from the feedback.",
-    "feedback_ids",
-    "Ids of the feedback items this guideline comes from.",
+    "sources",
+    "The ref numbers of the feedback items this guideline comes from.",
+    source_items={"type": "integer"},
 )
+# What a model that parrots the schema instead of answering it writes (a tiny model does).
+_SCHEMA_WORDING = {
+    " ".join(str(text).casefold().split())
+    for text in (
+        DISTILL_SCHEMA["properties"]["guidelines"]["items"]["properties"]["text"]["description"],
+        DISTILL_SCHEMA["description"],
+        "string",
+    )
+}
 
 
 def distill_messages(
@@ -65,15 +86,19 @@ def distill_messages(
         value_description=spec.output.describe(),
         data_notice=DATA_NOTICE,
     )
-    feedback = "\n\n".join(render_feedback(record, max_tokens_per_field=field_token_budget) for record in batch)
+    feedback = "\n\n".join(
+        render_feedback(record, ref=ref, max_tokens_per_field=field_token_budget)
+        for ref, record in enumerate(batch, start=1)
+    )
     user = DISTILL_USER_PROMPT.format(guidelines=render_guidelines(guidelines), feedback=feedback)
     return [SystemMessage(system), HumanMessage(user)]
 
 
 def distill_batch(
     calls: StructuredCalls, messages: list[BaseMessage], batch_ids: list[str], *, attempts: int
-) -> list[DraftGuideline] | BatchFailure:
-    """Draft guidelines for one batch, or the failure that keeps the batch pending after `attempts` tries."""
+) -> tuple[list[DraftGuideline], list[Dropped]] | BatchFailure:
+    """Draft guidelines for one batch and the proposals dropped, or the failure that keeps the batch pending
+    after `attempts` tries."""
     last_error = ""
     for attempt in range(max(1, attempts)):
         if attempt:
@@ -85,23 +110,40 @@ def distill_batch(
     return BatchFailure(feedback_ids=batch_ids, error=last_error)
 
 
-def clean_drafts(answer: dict[str, Any], batch_ids: list[str]) -> list[DraftGuideline]:
-    """Non-empty, bounded guideline texts whose provenance is limited to the batch's own ids."""
+def clean_drafts(answer: dict[str, Any], batch_ids: list[str]) -> tuple[list[DraftGuideline], list[Dropped]]:
+    """The model's proposals as drafts: non-empty, bounded texts, provenance mapped from its refs (1, 2, ...)
+    to the batch's feedback ids; and the proposals dropped, with the reason."""
     items = answer.get("guidelines")
     if not isinstance(items, list):
         raise StructuredOutputError("'guidelines' is not a list", str(answer))
-    allowed = set(batch_ids)
     drafts: list[DraftGuideline] = []
+    dropped: list[Dropped] = []
     for item in items:
         if not isinstance(item, dict):
             raise StructuredOutputError("a guideline is not an object", str(answer))
         text = " ".join(str(item.get("text") or "").split())
         if not text:
+            dropped.append(Dropped(text="", reason="empty"))
             continue
-        cited = [str(feedback_id) for feedback_id in item.get("feedback_ids") or [] if str(feedback_id) in allowed]
+        if text.casefold() in _SCHEMA_WORDING:
+            dropped.append(Dropped(text=text, reason="repeats the question's wording, not a guideline"))
+            continue
+        cited = _cited(item, batch_ids)
         # A guideline that cites nothing usable is credited to its whole batch, so forgetting
         # the batch's feedback can still remove it.
         drafts.append(
             DraftGuideline(text=truncate(text, MAX_GUIDELINE_TOKENS), feedback_ids=sorted(set(cited or batch_ids)))
         )
-    return drafts
+    return drafts, dropped
+
+
+def _cited(item: dict[str, Any], batch_ids: list[str]) -> list[str]:
+    """Feedback ids from the refs a guideline cites (and from ids, as an older prompt asked for)."""
+    cited = []
+    for ref in item.get("sources") or []:
+        number = int(ref) if isinstance(ref, (int, float)) or str(ref).strip().isdigit() else 0
+        if 1 <= number <= len(batch_ids):
+            cited.append(batch_ids[number - 1])
+    known = set(batch_ids)
+    cited += [str(key) for key in item.get("feedback_ids") or [] if str(key) in known]
+    return cited

@@ -46,6 +46,7 @@ from memalign_graph.memory.ledger import (
     values_at,
 )
 from memalign_graph.memory.reader import run_checkpointer
+from memalign_graph.records import BatchOutcome
 from memalign_graph.rendering import select_guidelines
 from memalign_graph.resources import ResourceResolver, Resources, fixed, namespace_for
 from memalign_graph.spec import JudgeSpec
@@ -126,6 +127,7 @@ def build_alignment_graph(
             "redistill": [],
             "restore": None,
             "drafts": None,
+            "batches": None,
             "failures": None,
         }
 
@@ -137,9 +139,8 @@ def build_alignment_graph(
         if not to_distill or not context.distill:
             return "dedupe"
         size = max(1, context.batch_size)
-        return [
-            Send("distill", DistillTask(batch=to_distill[at : at + size])) for at in range(0, len(to_distill), size)
-        ]
+        batches = [to_distill[start : start + size] for start in range(0, len(to_distill), size)]
+        return [Send("distill", DistillTask(index=n, batch=batch)) for n, batch in enumerate(batches, start=1)]
 
     def distill(task: DistillTask, runtime: Runtime[AlignmentContext]) -> dict[str, Any]:
         """Turn one batch of feedback into draft guidelines; a batch that keeps failing stays pending.
@@ -153,7 +154,18 @@ def build_alignment_graph(
         shown = select_guidelines(rank_guidelines(planned_guidelines(state).values()), context.guideline_token_budget)
         messages = distill_messages(resources.spec, batch, shown, field_token_budget=context.field_token_budget)
         outcome = distill_batch(resources.calls, messages, task["batch"], attempts=context.max_distill_attempts)
-        return {"drafts": outcome} if isinstance(outcome, list) else {"failures": [outcome]}
+        if not isinstance(outcome, tuple):
+            return {"failures": [outcome]}
+        drafts, dropped = outcome
+        proposed = BatchOutcome(
+            batch=task["index"],
+            feedback_ids=task["batch"],
+            proposed=len(drafts) + len(dropped),
+            kept=0,
+            merged=0,
+            dropped=dropped,
+        )
+        return {"drafts": [{**draft, "batch": task["index"]} for draft in drafts], "batches": [proposed]}
 
     def dedupe(state: AlignmentState, runtime: Runtime[AlignmentContext]) -> dict[str, Any]:
         """Merge drafts that repeat a guideline, then keep the guidelines within their token budget."""
@@ -163,7 +175,7 @@ def build_alignment_graph(
             return {}
         resources = resolve(runtime)
         known = state.get("guidelines") or {}
-        guidelines, fresh = merge_drafts(
+        guidelines, fresh, kept = merge_drafts(
             resources.calls,
             resources.embeddings,
             planned_guidelines(state),
@@ -179,8 +191,11 @@ def build_alignment_graph(
         # Vectors are dedupe's index, not memory's content: those of guidelines this run adds go straight in
         # (a guideline that does not stay has its vector removed by write_memory).
         vectors = {key: vector for key, vector in {**fresh, **rewritten}.items() if key in guidelines}
+        kept_by_batch: dict[str, int] = {}
+        for draft, stays in zip(drafts, kept, strict=True):
+            kept_by_batch[str(draft.get("batch", 0))] = kept_by_batch.get(str(draft.get("batch", 0)), 0) + stays
         return {
-            "plan": {**plan, "guideline_changes": changes_between(known, guidelines)},
+            "plan": {**plan, "guideline_changes": changes_between(known, guidelines), "kept": kept_by_batch},
             "guideline_vectors": Changes(put={key: pack_vector(vector) for key, vector in vectors.items()}),
         }
 
@@ -200,7 +215,9 @@ def build_alignment_graph(
                 outstanding["episodes"],
                 context,
             )
-        return memory_updates(state, state["plan"], list(state.get("failures") or []), context)
+        return memory_updates(
+            state, state["plan"], list(state.get("failures") or []), list(state.get("batches") or []), context
+        )
 
     builder = StateGraph(
         AlignmentState, context_schema=context_schema, input_schema=AlignmentInput, output_schema=AlignmentOutput

@@ -67,6 +67,7 @@ def plan_alignment(
             guideline_changes=changes_between(before, guidelines),
             redistilled=redistilled,
             restored=None,
+            kept={},
         ),
         records=Changes(delete=sorted(forgotten), put={r["id"]: r for r in incoming}),
         outstanding=Outstanding(
@@ -99,6 +100,7 @@ def plan_restore(memory: Mapping[str, Any], version: Mapping[str, Any], checkpoi
             guideline_changes=changes_between(memory.get("guidelines") or {}, version.get("guidelines") or {}),
             redistilled=[],
             restored=checkpoint_id,
+            kept={},
         ),
         records=changes,
         outstanding=Outstanding(

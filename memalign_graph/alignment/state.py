@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypedDict
 from langgraph.channels.delta import DeltaChannel
 
 from memalign_graph.memory.ledger import Changes, SemanticMemory, apply_changes, latest
-from memalign_graph.records import AlignmentReport, BatchFailure, DraftGuideline, Guideline
+from memalign_graph.records import AlignmentReport, BatchFailure, BatchOutcome, DraftGuideline, Guideline
 
 
 class AlignmentPlan(TypedDict):
@@ -30,6 +30,7 @@ class AlignmentPlan(TypedDict):
     guideline_changes: Changes
     redistilled: list[str]
     restored: str | None
+    kept: dict[str, int]
 
 
 def extend_or_reset(left: list[Any] | None, right: list[Any] | None) -> list[Any]:
@@ -67,6 +68,7 @@ class AlignmentOutput(TypedDict):
 class AlignmentState(SemanticMemory, AlignmentInput, total=False):
     plan: Annotated[AlignmentPlan, DeltaChannel(latest)]
     drafts: Annotated[list[DraftGuideline], DeltaChannel(extend_or_reset_all)]
+    batches: Annotated[list[BatchOutcome], DeltaChannel(extend_or_reset_all)]
     failures: Annotated[list[BatchFailure], DeltaChannel(extend_or_reset_all)]
     report: Annotated[AlignmentReport, DeltaChannel(latest)]
 
@@ -77,7 +79,9 @@ def planned_guidelines(state: AlignmentState) -> dict[str, Guideline]:
 
 
 class DistillTask(TypedDict):
-    """The payload `Send` gives one parallel distillation call: the ids of its batch. LangGraph checkpoints
-    every payload twice until the call is done, so the feedback itself is read from the run's state."""
+    """The payload `Send` gives one parallel distillation call: its number and the ids of its batch.
+    LangGraph checkpoints every payload twice until the call is done, so the feedback itself is read from
+    the run's state."""
 
+    index: int
     batch: list[str]

@@ -17,7 +17,7 @@ from memalign_graph.context import AlignmentContext
 from memalign_graph.memory.consistency import keeps_episode
 from memalign_graph.memory.episodic import EpisodicStore
 from memalign_graph.memory.ledger import NOTHING_OUTSTANDING, Changes, Outstanding, apply_changes, summary_of
-from memalign_graph.records import AlignmentReport, BatchFailure, FeedbackRecord, Guideline
+from memalign_graph.records import AlignmentReport, BatchFailure, BatchOutcome, FeedbackRecord, Guideline
 from memalign_graph.rendering import retrieval_text
 
 
@@ -40,7 +40,11 @@ def sync_episodes(
 
 
 def memory_updates(
-    state: Mapping[str, Any], plan: AlignmentPlan, failures: list[BatchFailure], context: AlignmentContext
+    state: Mapping[str, Any],
+    plan: AlignmentPlan,
+    failures: list[BatchFailure],
+    batches: list[BatchOutcome],
+    context: AlignmentContext,
 ) -> dict[str, Any]:
     """What the checkpoint records once episodes are written: guidelines, their vectors, the work still
     outstanding (feedback whose distillation failed), the version's summary, and the report."""
@@ -59,8 +63,18 @@ def memory_updates(
         "guideline_vectors": vector_changes,
         "outstanding": remaining,
         "summary": summary_of(after, version=previous + 1),
-        "report": _report(plan, old, new, distilled, failed, failures),
+        "report": _report(plan, old, new, distilled, failed, failures, _outcomes(plan, batches)),
     }
+
+
+def _outcomes(plan: AlignmentPlan, batches: list[BatchOutcome]) -> list[BatchOutcome]:
+    """Each distillation call's proposals: kept as guidelines of their own, merged into others, or dropped."""
+    outcomes = []
+    for batch in sorted(batches, key=lambda outcome: outcome["batch"]):
+        kept = plan["kept"].get(str(batch["batch"]), 0)
+        merged = batch["proposed"] - len(batch["dropped"]) - kept
+        outcomes.append(BatchOutcome(**{**batch, "kept": kept, "merged": merged}))
+    return outcomes
 
 
 def _report(
@@ -70,6 +84,7 @@ def _report(
     distilled: list[str],
     failed: set[str],
     failures: list[BatchFailure],
+    outcomes: list[BatchOutcome],
 ) -> AlignmentReport:
     return AlignmentReport(
         added=plan["added"],
@@ -87,4 +102,5 @@ def _report(
         ),
         guidelines_removed=sorted(old.keys() - new.keys()),
         guidelines_redistilled=plan["redistilled"],
+        distillation=outcomes,
     )
