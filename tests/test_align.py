@@ -11,6 +11,7 @@ import pytest
 
 from fakes import BagOfWordsEmbeddings, ScriptedChatModel, rationale_distiller
 from memalign_graph import AlignmentContext, Categorical, Feedback, InvalidValueError, JudgeSpec, MemAlignJudge, Score
+from memalign_graph.alignment import describe_distillation
 
 
 def fb(n: int, rationale: str | None = None, value: Any = True, **extra: Any) -> Feedback:
@@ -319,13 +320,35 @@ def test_the_report_says_per_batch_what_was_proposed_kept_and_dropped(make_judge
             {"text": "Apologies count as polite.", "sources": [2, 9]},  # ref 9 was never shown
             {"text": "The guideline, one or two sentences.", "sources": [1]},  # the schema, parroted
             {"text": "  ", "sources": [1]},
+            {"text": "Thanks are polite.", "sources": [7]},  # cites only what it was not shown
+            {"text": "Be kind. " * 80, "sources": [1]},
         ]
     }
     judge = make_judge(tone_spec, model=ScriptedChatModel(distill=[answer]))
     report = judge.align([fb(1, "Sorry is fine."), fb(2, "Apologising is polite.")])
     [outcome] = report["distillation"]
     assert outcome["feedback_ids"] == ["fb-1", "fb-2"]
-    assert (outcome["proposed"], outcome["kept"], outcome["merged"]) == (3, 1, 0)
-    assert [d["reason"] for d in outcome["dropped"]] == ["repeats the question's wording, not a guideline", "empty"]
+    assert (outcome["proposed"], outcome["kept"], outcome["merged"]) == (5, 1, 0)
+    assert [d["reason"] for d in outcome["dropped"]] == [
+        "repeats the question's wording, not a guideline",
+        "empty",
+        "cites only feedback it was not shown (7)",
+        "too long (719 characters, at most 480)",
+    ]
     [guideline] = judge.guidelines()
     assert guideline["feedback_ids"] == ["fb-2"]  # ref 2 is fb-2; the unknown ref is ignored
+
+
+def test_the_summary_says_why_nothing_was_learned(make_judge, tone_spec) -> None:
+    parroted = {"guidelines": [{"text": "string", "sources": [1]}, {"text": "Be nice.", "sources": [4]}]}
+    judge = make_judge(tone_spec, model=ScriptedChatModel(distill=[parroted]))
+    lines = describe_distillation(judge.align([fb(1, "Sorry is fine.")]))
+    assert lines == [
+        "distillation: 1 call, 2 guidelines proposed: 0 kept, 0 merged, 2 dropped "
+        "(1 repeats the question's wording, not a guideline; 1 cites only feedback it was not shown)",
+        "  0 guidelines learned: every proposal was dropped, for the reasons above",
+    ]
+    silent = make_judge(tone_spec, model=ScriptedChatModel(distill=[{"guidelines": []}]))
+    assert describe_distillation(silent.align([fb(2, "Thanks are fine.")]))[-1] == (
+        "  0 guidelines learned: the model proposed none (its answers held an empty list)"
+    )

@@ -11,11 +11,12 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from memalign_graph.model_calls import StructuredOutputError
 from memalign_graph.prompts import DATA_NOTICE, DISTILL_SYSTEM_PROMPT, DISTILL_USER_PROMPT
 from memalign_graph.records import BatchFailure, DraftGuideline, Dropped
-from memalign_graph.rendering import render_feedback, render_guidelines, truncate
+from memalign_graph.rendering import CHARS_PER_TOKEN, render_feedback, render_guidelines
 from memalign_graph.spec import JudgeSpec
 from memalign_graph.structured_output import StructuredCalls
 
 MAX_GUIDELINE_TOKENS = 120
+MAX_GUIDELINE_CHARS = MAX_GUIDELINE_TOKENS * CHARS_PER_TOKEN
 
 
 def guideline_list_schema(
@@ -128,22 +129,34 @@ def clean_drafts(answer: dict[str, Any], batch_ids: list[str]) -> tuple[list[Dra
         if text.casefold() in _SCHEMA_WORDING:
             dropped.append(Dropped(text=text, reason="repeats the question's wording, not a guideline"))
             continue
-        cited = _cited(item, batch_ids)
-        # A guideline that cites nothing usable is credited to its whole batch, so forgetting
-        # the batch's feedback can still remove it.
-        drafts.append(
-            DraftGuideline(text=truncate(text, MAX_GUIDELINE_TOKENS), feedback_ids=sorted(set(cited or batch_ids)))
-        )
+        if len(text) > MAX_GUIDELINE_CHARS:
+            # A guideline cut mid-sentence can say the opposite of what was meant.
+            reason = f"too long ({len(text)} characters, at most {MAX_GUIDELINE_CHARS})"
+            dropped.append(Dropped(text=text, reason=reason))
+            continue
+        cited, unknown = _cited(item, batch_ids)
+        if unknown and not cited:
+            refs = ", ".join(unknown)
+            dropped.append(Dropped(text=text, reason=f"cites only feedback it was not shown ({refs})"))
+            continue
+        # A guideline that cites nothing is credited to its whole batch, so forgetting the batch's
+        # feedback can still remove it.
+        drafts.append(DraftGuideline(text=text, feedback_ids=sorted(set(cited or batch_ids))))
     return drafts, dropped
 
 
-def _cited(item: dict[str, Any], batch_ids: list[str]) -> list[str]:
-    """Feedback ids from the refs a guideline cites (and from ids, as an older prompt asked for)."""
-    cited = []
+def _cited(item: dict[str, Any], batch_ids: list[str]) -> tuple[list[str], list[str]]:
+    """Feedback ids from the refs a guideline cites (and from ids, as an older prompt asked for), and the
+    citations that name nothing in the batch."""
+    cited: list[str] = []
+    unknown: list[str] = []
     for ref in item.get("sources") or []:
         number = int(ref) if isinstance(ref, (int, float)) or str(ref).strip().isdigit() else 0
         if 1 <= number <= len(batch_ids):
             cited.append(batch_ids[number - 1])
+        else:
+            unknown.append(str(ref))
     known = set(batch_ids)
-    cited += [str(key) for key in item.get("feedback_ids") or [] if str(key) in known]
-    return cited
+    for key in item.get("feedback_ids") or []:
+        (cited if str(key) in known else unknown).append(str(key))
+    return cited, unknown

@@ -7,6 +7,7 @@ import sys
 import time
 
 from memalign_graph.accounting import UsageTracker, track_usage
+from memalign_graph.alignment import describe_distillation
 from memalign_graph.bulk import align_in_chunks
 from memalign_graph.cli.common import (
     CliError,
@@ -71,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         f"  guidelines: {guidelines} now (+{len(report['guidelines_added'])} added, "
         f"{len(report['guidelines_merged'])} merged, {len(report['guidelines_removed'])} removed)"
     )
+    for line in describe_distillation(report):
+        print(f"  {line}")
     print(f"  {usage_line(tracker.total(), prices_from(args))}, {time.perf_counter() - started:.1f} s")
     if report["pending"]:
         first = report["failed_batches"][0]["error"] if report["failed_batches"] else "distillation failed"

@@ -17,15 +17,16 @@ from pydantic import ValidationError
 from memalign_graph.config import memory_home, model_configured, resolve_chat_model, resolve_embeddings
 from memalign_graph.errors import MemAlignError
 from memalign_graph.evaluation.datasets import FILE_FORMATS, Dataset, load_examples, parse_column
-from memalign_graph.fake_model import FakeChatModel, FakeEmbeddings
+from memalign_graph.fake_model import FakeEmbeddings
 from memalign_graph.judge import MemAlignJudge
+from memalign_graph.model_notices import describe_model, model_notice
 from memalign_graph.spec import JudgeSpec
 
-FAKE_MODEL_NOTICE = "FAKE MODEL: plumbing demo, not a real judge"
 FAKE_EMBEDDINGS_NOTICE = "FAKE EMBEDDINGS: hashed bag of words, not a real embedding model"
 NO_MODEL = (
     "no judge model is configured: pass --model (e.g. openai:gpt-4.1-mini, with OPENAI_API_KEY set) or set "
-    "MEMALIGN_MODEL (and MEMALIGN_BASE_URL for a vLLM/Ollama server); --model fake runs a labelled plumbing demo"
+    "MEMALIGN_MODEL (and MEMALIGN_BASE_URL for a vLLM/Ollama server); with no key, --model local runs a tiny "
+    "real model in this process (the local-llm extra) and --model fake a labelled plumbing demo"
 )
 SPEC_EXAMPLE = (
     "a spec file looks like: {name: support_tone, instructions: 'Is the reply appropriate?', "
@@ -155,8 +156,9 @@ def resolve_model(args: argparse.Namespace) -> BaseChatModel:
     if not model_configured(args.model):
         raise CliError(NO_MODEL)
     model = resolve_chat_model(args.model)
-    if isinstance(model, FakeChatModel):
-        print(f"memalign: {FAKE_MODEL_NOTICE}", file=sys.stderr)
+    notice = model_notice(model)
+    if notice:
+        print(f"memalign: {notice}", file=sys.stderr)
     return model
 
 
@@ -168,14 +170,8 @@ def resolve_embedding_model(args: argparse.Namespace) -> Embeddings:
 
 
 def model_label(model: BaseChatModel) -> str:
-    """A readable name for reports; the fake model is named as what it is."""
-    if isinstance(model, FakeChatModel):
-        return f"fake ({FAKE_MODEL_NOTICE})"
-    for attribute in ("model_name", "model", "model_id"):
-        value = getattr(model, attribute, None)
-        if isinstance(value, str) and value:
-            return value
-    return type(model).__name__
+    """A readable name for reports; a demo model is named as what it is."""
+    return describe_model(model)
 
 
 @contextmanager
