@@ -276,6 +276,39 @@ class LoopOnlyEmbeddings(BagOfWordsEmbeddings):
 def test_an_async_judgment_awaits_model_and_embedding_on_the_event_loop(make_judge, tone_spec) -> None:
     embeddings = LoopOnlyEmbeddings()
     judge = make_judge(tone_spec, model=AsyncOnlyModel(), embeddings=embeddings)
+    judge.align([Feedback(id="f", inputs="q0", outputs="a0", value=True)])  # episodes to search
     verdict = asyncio.run(judge.ajudge(inputs="q", outputs="a"))
     assert verdict["comment"] == "async"
     assert embeddings.query_threads == [threading.current_thread().name]
+
+
+class CountedEmbeddings(BagOfWordsEmbeddings):
+    def __init__(self) -> None:
+        super().__init__()
+        self.queries = 0
+
+    def embed_query(self, text: str) -> list[float]:
+        self.queries += 1
+        return super().embed_query(text)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        self.queries += 1
+        return await super().aembed_query(text)
+
+
+def test_a_judge_with_empty_memory_neither_embeds_nor_searches(make_judge, tone_spec, monkeypatch) -> None:
+    embeddings = CountedEmbeddings()
+    judge = make_judge(tone_spec, embeddings=embeddings)
+    searches: list[str] = []
+    for name in ("search", "asearch"):
+        real = getattr(judge.episodic_store, name)
+        spy = lambda *a, _real=real, _name=name, **k: searches.append(_name) or _real(*a, **k)  # noqa: E731
+        monkeypatch.setattr(judge.episodic_store, name, spy)
+    judge.judge(inputs="q", outputs="a")
+    asyncio.run(judge.ajudge(inputs="q", outputs="a"))
+    assert (embeddings.queries, searches) == (0, [])
+
+    judge.align([Feedback(id="f", inputs="q0", outputs="a0", value=True)])
+    judge.judge(inputs="q", outputs="a")
+    asyncio.run(judge.ajudge(inputs="q", outputs="a"))
+    assert embeddings.queries == 2 and set(searches) == {"search", "asearch"}

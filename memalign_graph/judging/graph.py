@@ -115,7 +115,7 @@ def build_judge_graph(
         namespace = namespace_for(resources, context)
         snapshot = semantic_memory_of(resources).read(resources.spec.name, namespace)
         episodes = []
-        if context.k > 0:
+        if context.k > 0 and snapshot.has_episodes:
             vector = resources.embeddings.embed_query(retrieval_text(example, max_tokens=context.field_token_budget))
             episodes = resources.episodic_store.search(resources.spec.name, namespace, vector, context.k)
         return retrieved(example, snapshot.guidelines, episodes)
@@ -128,7 +128,7 @@ def build_judge_graph(
         namespace = namespace_for(resources, context)
         snapshot = await semantic_memory_of(resources).aread(resources.spec.name, namespace)
         episodes = []
-        if context.k > 0:
+        if context.k > 0 and snapshot.has_episodes:
             text = retrieval_text(example, max_tokens=context.field_token_budget)
             vector = await resources.embeddings.aembed_query(text)
             episodes = await resources.episodic_store.asearch(resources.spec.name, namespace, vector, context.k)

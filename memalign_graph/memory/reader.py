@@ -38,10 +38,17 @@ def run_checkpointer() -> BaseCheckpointSaver[Any] | None:
 
 @dataclass(frozen=True)
 class SemanticSnapshot:
-    """The guidelines at one checkpoint, most supported first."""
+    """The guidelines at one checkpoint, most supported first, and how much feedback memory holds."""
 
     checkpoint_id: str | None
     guidelines: list[Guideline] = field(default_factory=list)
+    feedback: int | None = 0  # None: memory written before it was counted
+
+    @property
+    def has_episodes(self) -> bool:
+        """Whether episodic memory can hold anything: every episode is a feedback item in the ledger, so
+        a judge with none skips the query's embedding and the search."""
+        return self.feedback is None or self.feedback > 0
 
 
 class SemanticMemoryReader(Protocol):
@@ -112,8 +119,11 @@ class CheckpointSemanticMemory:
         if found is None:
             return SemanticSnapshot(checkpoint_id=None)
         guidelines = values.get("guidelines") or {}
+        summary = values.get("summary")
         snapshot = SemanticSnapshot(
-            checkpoint_id=found.checkpoint["id"], guidelines=rank_guidelines(guidelines.values())
+            checkpoint_id=found.checkpoint["id"],
+            guidelines=rank_guidelines(guidelines.values()),
+            feedback=int(summary["feedback"]) if isinstance(summary, dict) and "feedback" in summary else None,
         )
         with self._lock:
             self._cache[thread_id] = snapshot
