@@ -30,7 +30,7 @@ def feedback(start: int, count: int) -> list[Feedback]:
 
 
 class FailingEmbeddings(BagOfWordsEmbeddings):
-    """Embeds until told to fail: a crash inside dedupe, after distillation, before any write."""
+    """Embeds until told to fail: a crash beside distillation (writing episodes), before any ledger write."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -54,7 +54,9 @@ def test_an_exception_between_distill_and_write_changes_nothing_and_the_next_ali
         judge.align(feedback(2, 3))
     assert judge.episodic_store.feedback_ids("support_tone", "default") == {"fb-0", "fb-1"}
     report = judge.verify()
-    assert report.unfinished_run == ("dedupe",) and not report.missing_episodes and not report.orphan_episodes
+    # The step of distillation and episode writing stopped; the distillation it had finished is kept.
+    assert report.unfinished_run == ("distill", "write_episodes")
+    assert not report.missing_episodes and not report.orphan_episodes
     distills = len(model.calls_of("distilled_guidelines"))
 
     embeddings.fail = False

@@ -129,6 +129,7 @@ def build_alignment_graph(
             "drafts": None,
             "batches": None,
             "failures": None,
+            "episodes_synced": None,
         }
 
     def fan_out(state: AlignmentState, runtime: Runtime[AlignmentContext]) -> list[Send] | str:
@@ -140,7 +141,12 @@ def build_alignment_graph(
             return "dedupe"
         size = max(1, context.batch_size)
         batches = [to_distill[start : start + size] for start in range(0, len(to_distill), size)]
-        return [Send("distill", DistillTask(index=n, batch=batch)) for n, batch in enumerate(batches, start=1)]
+        sends = [Send("distill", DistillTask(index=n, batch=batch)) for n, batch in enumerate(batches, start=1)]
+        # Episodes do not depend on what distillation says: they are embedded and written meanwhile.
+        outstanding = state.get("outstanding")
+        if outstanding and outstanding["episodes"]:
+            sends.append(Send("write_episodes", {}))
+        return sends
 
     def distill(task: DistillTask, runtime: Runtime[AlignmentContext]) -> dict[str, Any]:
         """Turn one batch of feedback into draft guidelines; a batch that keeps failing stays pending.
@@ -199,22 +205,32 @@ def build_alignment_graph(
             "guideline_vectors": Changes(put={key: pack_vector(vector) for key, vector in vectors.items()}),
         }
 
-    def write_memory(state: AlignmentState, runtime: Runtime[AlignmentContext]) -> dict[str, Any]:
-        """Write episodes to the store, then semantic memory to the checkpoint; both are idempotent."""
-        context = runtime.context or AlignmentContext()
-        resources = resolve(runtime)
-        namespace = namespace_for(resources, runtime.context)
+    def sync_outstanding_episodes(state: AlignmentState, runtime: Runtime[AlignmentContext]) -> None:
         outstanding = state.get("outstanding")
-        if outstanding and outstanding["episodes"]:
-            sync_episodes(
-                resources.episodic_store,
-                resources.embeddings,
-                resources.spec.name,
-                namespace,
-                state.get("records") or {},
-                outstanding["episodes"],
-                context,
-            )
+        if not outstanding or not outstanding["episodes"]:
+            return
+        resources = resolve(runtime)
+        sync_episodes(
+            resources.episodic_store,
+            resources.embeddings,
+            resources.spec.name,
+            namespace_for(resources, runtime.context),
+            state.get("records") or {},
+            outstanding["episodes"],
+            runtime.context or AlignmentContext(),
+        )
+
+    def write_episodes(_: dict[str, Any], runtime: Runtime[AlignmentContext]) -> dict[str, Any]:
+        """Make episodic memory match the ledger while distillation runs (the ledger is written after)."""
+        sync_outstanding_episodes(run_state("records", "outstanding"), runtime)
+        return {"episodes_synced": True}
+
+    def write_memory(state: AlignmentState, runtime: Runtime[AlignmentContext]) -> dict[str, Any]:
+        """Write episodes to the store unless this run already did, then semantic memory to the checkpoint;
+        both are idempotent."""
+        context = runtime.context or AlignmentContext()
+        if not state.get("episodes_synced"):
+            sync_outstanding_episodes(state, runtime)
         return memory_updates(
             state, state["plan"], list(state.get("failures") or []), list(state.get("batches") or []), context
         )
@@ -224,11 +240,13 @@ def build_alignment_graph(
     )
     builder.add_node("validate", validate)
     builder.add_node("distill", distill)  # type: ignore[call-overload]  # a Send target: its input is DistillTask
+    builder.add_node("write_episodes", write_episodes)  # type: ignore[call-overload]  # a Send target
     builder.add_node("dedupe", dedupe)
     builder.add_node("write_memory", write_memory)
     builder.add_edge(START, "validate")
-    builder.add_conditional_edges("validate", fan_out, ["distill", "dedupe"])
+    builder.add_conditional_edges("validate", fan_out, ["distill", "write_episodes", "dedupe"])
     builder.add_edge("distill", "dedupe")
+    builder.add_edge("write_episodes", "dedupe")
     builder.add_edge("dedupe", "write_memory")
     builder.add_edge("write_memory", END)
     graph = builder.compile(checkpointer=checkpointer, name=name)

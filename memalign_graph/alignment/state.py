@@ -70,6 +70,7 @@ class AlignmentState(SemanticMemory, AlignmentInput, total=False):
     drafts: Annotated[list[DraftGuideline], DeltaChannel(extend_or_reset_all)]
     batches: Annotated[list[BatchOutcome], DeltaChannel(extend_or_reset_all)]
     failures: Annotated[list[BatchFailure], DeltaChannel(extend_or_reset_all)]
+    episodes_synced: bool | None  # this run has written its episodes (beside distillation)
     report: Annotated[AlignmentReport, DeltaChannel(latest)]
 
 
