@@ -318,7 +318,8 @@ def test_the_report_says_per_batch_what_was_proposed_kept_and_dropped(make_judge
     answer = {
         "guidelines": [
             {"text": "Apologies count as polite.", "sources": [2, 9]},  # ref 9 was never shown
-            {"text": "The guideline, one or two sentences.", "sources": [1]},  # the schema, parroted
+            # The schema's wording parroted back, with a word changed, as SmolLM2-135M did.
+            {"text": "The ref number of the feedback items this guideline comes from.", "sources": [1]},
             {"text": "  ", "sources": [1]},
             {"text": "Thanks are polite.", "sources": [7]},  # cites only what it was not shown
             {"text": "Be kind. " * 80, "sources": [1]},

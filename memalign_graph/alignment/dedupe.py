@@ -16,7 +16,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from memalign_graph.alignment.distill import MAX_GUIDELINE_TOKENS, guideline_list_schema
+from memalign_graph.alignment.distill import MAX_GUIDELINE_TOKENS, guideline_list_schema, parrots_schema, schema_wording
 from memalign_graph.memory.guidelines import guideline_id, rank_guidelines
 from memalign_graph.memory.ledger import unpack_vector
 from memalign_graph.prompts import (
@@ -47,6 +47,8 @@ CONSOLIDATE_SCHEMA = guideline_list_schema(
     "replaces",
     "Ids of the given guidelines this one replaces.",
 )
+_CLOSE_CALL_WORDING = schema_wording(CLOSE_CALL_SCHEMA)
+_CONSOLIDATE_WORDING = schema_wording(CONSOLIDATE_SCHEMA)
 
 
 def merge_drafts(
@@ -145,9 +147,10 @@ def close_call(calls: StructuredCalls, existing: str, new: str) -> tuple[str, st
     except Exception:  # noqa: BLE001 - keeping both guidelines loses nothing
         return "different", ""
     relation = answer.get("relation")
-    if relation not in ("same", "conflict", "different"):
+    merged = " ".join(str(answer.get("merged") or "").split())
+    if relation not in ("same", "conflict", "different") or parrots_schema(merged, _CLOSE_CALL_WORDING):
         return "different", ""
-    return relation, truncate(" ".join(str(answer.get("merged") or "").split()), MAX_GUIDELINE_TOKENS)
+    return relation, truncate(merged, MAX_GUIDELINE_TOKENS)
 
 
 def consolidate(
@@ -179,7 +182,7 @@ def consolidate(
     for item in items:
         text = truncate(" ".join(str(item.get("text") or "").split()), MAX_GUIDELINE_TOKENS)
         sources = [key for key in item.get("replaces") or [] if key in guidelines and key not in replaced]
-        if text and sources:
+        if text and sources and not parrots_schema(text, _CONSOLIDATE_WORDING):
             rewrites.append((text, sources))
             replaced.update(sources)
     vectors = embeddings.embed_documents([text for text, _ in rewrites]) if rewrites else []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -16,6 +17,7 @@ from memalign_graph.spec import JudgeSpec
 from memalign_graph.structured_output import StructuredCalls
 
 MAX_GUIDELINE_TOKENS = 120
+PARROTED_SHARE = 0.75
 MAX_GUIDELINE_CHARS = MAX_GUIDELINE_TOKENS * CHARS_PER_TOKEN
 
 
@@ -62,15 +64,39 @@ DISTILL_SCHEMA = guideline_list_schema(
     "The ref numbers of the feedback items this guideline comes from.",
     source_items={"type": "integer"},
 )
-# What a model that parrots the schema instead of answering it writes (a tiny model does).
-_SCHEMA_WORDING = {
-    " ".join(str(text).casefold().split())
-    for text in (
-        DISTILL_SCHEMA["properties"]["guidelines"]["items"]["properties"]["text"]["description"],
-        DISTILL_SCHEMA["description"],
-        "string",
-    )
-}
+
+
+def schema_wording(schema: Mapping[str, Any]) -> tuple[frozenset[str], ...]:
+    """Every description and title in a JSON schema, as word sets: what a model that parrots the schema
+    instead of answering it writes as a guideline (a tiny model does, often with a word changed)."""
+    found = [_words("string"), _words("integer")]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                if key in ("description", "title") and isinstance(value, str):
+                    found.append(_words(value.replace("_", " ")))
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(schema)
+    return tuple(found)
+
+
+def parrots_schema(text: str, wording: Sequence[frozenset[str]]) -> bool:
+    """Whether `text` is the schema's own wording: the same words, give or take one in four."""
+    words = _words(text)
+    return any(len(words & said) >= PARROTED_SHARE * len(words | said) for said in wording if said)
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(word.rstrip("s") for word in re.findall(r"[a-z0-9]+", text.casefold()))
+
+
+_SCHEMA_WORDING = schema_wording(DISTILL_SCHEMA)
 
 
 def distill_messages(
@@ -126,7 +152,7 @@ def clean_drafts(answer: dict[str, Any], batch_ids: list[str]) -> tuple[list[Dra
         if not text:
             dropped.append(Dropped(text="", reason="empty"))
             continue
-        if text.casefold() in _SCHEMA_WORDING:
+        if parrots_schema(text, _SCHEMA_WORDING):
             dropped.append(Dropped(text=text, reason="repeats the question's wording, not a guideline"))
             continue
         if len(text) > MAX_GUIDELINE_CHARS:
