@@ -103,14 +103,17 @@ def main(
     embeddings: str | Embeddings | None = None,
     home: str | Path | None = None,
     train_size: int = 20,
+    test_size: int | None = None,
 ) -> dict[str, Any]:
     """Judge held-out rows, align on the training rows, judge the held-out rows again; print and return the numbers.
 
     `model` and `embeddings` default to the environment (MEMALIGN_MODEL, MEMALIGN_BASE_URL) and the
     local all-MiniLM-L6-v2. `home` defaults to a temporary folder deleted afterwards; pass a folder to
-    keep the memory (a second run on it starts from the already aligned judge).
+    keep the memory (a second run on it starts from the already aligned judge). `test_size` judges only
+    the first held-out rows (a slow model's quick look); by default all of them.
     """
     train, test = split(load_rows(), train_size)
+    test = test[:test_size] if test_size else test
     with ExitStack() as stack:
         if home is None:
             home = stack.enter_context(tempfile.TemporaryDirectory(prefix="memalign-quickstart-"))

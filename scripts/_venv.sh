@@ -4,7 +4,12 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${MEMALIGN_VENV:-$ROOT/.venv}"
-EXTRAS="${MEMALIGN_EXTRAS:-local,test}"
+# local-llm compiles llama.cpp for the real-model test tier; MEMALIGN_SKIP_REAL_MODEL=1 leaves both out.
+if [[ "${MEMALIGN_SKIP_REAL_MODEL:-}" == "1" ]]; then
+  EXTRAS="${MEMALIGN_EXTRAS:-local,test}"
+else
+  EXTRAS="${MEMALIGN_EXTRAS:-local,test,local-llm}"
+fi
 mkdir -p "$(dirname "$VENV")"
 exec {install_lock}>"$VENV.install-lock"
 flock "$install_lock"
