@@ -16,12 +16,22 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import alignment, batch_throughput, incremental, judge_overhead, kills, prompt_tokens, scale
+from benchmarks import (
+    alignment,
+    batch_throughput,
+    incremental,
+    judge_overhead,
+    kills,
+    prompt_tokens,
+    round_trips,
+    scale,
+)
 from benchmarks.context import PRESETS, RunContext
 from benchmarks.report import ScenarioResult, machine_info, render_markdown, write_json
 
 SCENARIOS: dict[str, Callable[[RunContext], ScenarioResult]] = {
     "alignment": alignment.run,
+    "round_trips": round_trips.run,
     "incremental": incremental.run,
     "prompt_tokens": prompt_tokens.run,
     "batch_throughput": batch_throughput.run,

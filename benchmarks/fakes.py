@@ -23,7 +23,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable, RunnableLambda
 from pydantic import PrivateAttr
 
-from memalign_graph.fake_model import FakeChatModel
+from memalign_graph.fake_model import FEEDBACK_PATTERN, RATIONALE_PATTERN, FakeChatModel
 from memalign_graph.prompts import JUDGE_SYSTEM_PROMPT
 from memalign_graph.rendering import approximate_tokens
 
@@ -43,6 +43,7 @@ class KindStats:
     seconds: float = 0.0
     prompt_tokens: list[int] = field(default_factory=list)
     guideline_block_tokens: list[int] = field(default_factory=list)
+    completion_tokens: int = 0
 
 
 class LatencyChatModel(FakeChatModel):
@@ -66,6 +67,8 @@ class LatencyChatModel(FakeChatModel):
         kind = schema["title"]
 
         def wrap(raw: str) -> Any:
+            with self._lock:
+                self._stats.setdefault(kind, KindStats()).completion_tokens += approximate_tokens(raw)
             parsed = json.loads(raw)
             return {"raw": AIMessage(raw), "parsed": parsed, "parsing_error": None} if include_raw else parsed
 
@@ -125,6 +128,7 @@ class LatencyChatModel(FakeChatModel):
                 seconds=found.seconds,
                 prompt_tokens=list(found.prompt_tokens),
                 guideline_block_tokens=list(found.guideline_block_tokens),
+                completion_tokens=found.completion_tokens,
             )
 
     @property
@@ -142,6 +146,38 @@ class LatencyChatModel(FakeChatModel):
             self._in_flight.clear()
             self._in_flight_total = 0
             self._max_in_flight_total = 0
+
+
+class GroupingChatModel(LatencyChatModel):
+    """Distills as a capable model does on this workload: one guideline per distinct rationale in a batch,
+    citing every feedback item it comes from. Also tallies what the same answers cost in MLflow
+    MemAlign's format (`guideline_text`, `source_trace_ids` as indices over all examples, as strings), so
+    the two provenance schemes are compared on identical content."""
+
+    _mlflow_tokens: int = PrivateAttr(default=0)
+    _indices: dict[str, int] = PrivateAttr(default_factory=dict)
+
+    def _answer(self, kind: str, messages: list[BaseMessage], schema: dict[str, Any] | None) -> str:
+        if kind != "distilled_guidelines":
+            return super()._answer(kind, messages, schema)
+        prompt = "\n".join(str(message.content) for message in messages)
+        ours: dict[str, list[int]] = {}
+        theirs: dict[str, list[str]] = {}
+        with self._lock:
+            for ref, body in FEEDBACK_PATTERN.findall(prompt):
+                index = self._indices.setdefault(body, len(self._indices))
+                rationale = RATIONALE_PATTERN.search(body)
+                if rationale:
+                    ours.setdefault(rationale[1].strip(), []).append(int(ref))
+                    theirs.setdefault(rationale[1].strip(), []).append(str(index))
+            mlflow = [{"guideline_text": text, "source_trace_ids": ids} for text, ids in theirs.items()]
+            self._mlflow_tokens += approximate_tokens(json.dumps({"guidelines": mlflow}))
+        return json.dumps({"guidelines": [{"text": text, "sources": refs} for text, refs in ours.items()]})
+
+    @property
+    def mlflow_completion_tokens(self) -> int:
+        with self._lock:
+            return self._mlflow_tokens
 
 
 def consolidate_by_topic(prompt: str) -> dict[str, Any]:
@@ -182,9 +218,11 @@ def guideline_block_tokens(system_prompt: str) -> int:
 class CountingEmbeddings(Embeddings):
     """Counts the texts an embedding model is asked for, and the time it takes, per method."""
 
-    def __init__(self, inner: Embeddings, *, label: str) -> None:
+    def __init__(self, inner: Embeddings, *, label: str, latency_s: float = 0.0) -> None:
         self.inner = inner
         self.label = label
+        self.latency_s = latency_s  # a hosted embedding model's round trip, slept per call
+        self.calls = 0
         self._lock = threading.Lock()
         self.document_texts = 0
         self.document_calls = 0
@@ -196,6 +234,7 @@ class CountingEmbeddings(Embeddings):
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         started = time.perf_counter()
+        self._wait()
         vectors = self.inner.embed_documents(texts)
         elapsed = time.perf_counter() - started
         with self._lock:
@@ -208,6 +247,7 @@ class CountingEmbeddings(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         started = time.perf_counter()
+        self._wait()
         vector = self.inner.embed_query(text)
         elapsed = time.perf_counter() - started
         with self._lock:
@@ -218,6 +258,10 @@ class CountingEmbeddings(Embeddings):
     async def aembed_query(self, text: str) -> list[float]:
         """The inner model's own async path (the fast fake answers on the loop; MiniLM in a thread)."""
         started = time.perf_counter()
+        with self._lock:
+            self.calls += 1
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
         vector = await self.inner.aembed_query(text)
         elapsed = time.perf_counter() - started
         with self._lock:
@@ -225,7 +269,14 @@ class CountingEmbeddings(Embeddings):
             self.query_seconds += elapsed
         return vector
 
+    def _wait(self) -> None:
+        with self._lock:
+            self.calls += 1
+        if self.latency_s:
+            time.sleep(self.latency_s)
+
     def reset(self) -> None:
         with self._lock:
+            self.calls = 0
             self.document_texts = self.document_calls = self.query_texts = self.marked_texts = 0
             self.document_seconds = self.query_seconds = 0.0

@@ -84,6 +84,14 @@ def test_judge_overhead_rows(results: dict[str, ScenarioResult]) -> None:
         assert row["p50_ms"] <= row["p95_ms"] and row["query_ms"] > 0
 
 
+def test_round_trips_count_the_calls_each_operation_waits_for(results: dict[str, ScenarioResult]) -> None:
+    empty, aligned, warm, ours, theirs = _complete(results["round_trips"])
+    assert (empty["llm_calls"], empty["embedding_calls"]) == (1, 0)  # nothing to retrieve, nothing embedded
+    assert (warm["llm_calls"], warm["embedding_calls"]) == (1, 1)
+    assert aligned["embedding_calls"] == 2  # the episodes (beside distillation), then the drafts
+    assert 0 < ours["completion_tokens"] <= theirs["completion_tokens"]
+
+
 def test_scale_measures_local_mode_and_skips_the_server(results: dict[str, ScenarioResult]) -> None:
     local, server = results["scale"].rows
     assert local["points"] == TINY.scale_points and local["reopen_s"] > 0 and local["disk_mb"] > 0
