@@ -1,15 +1,12 @@
-# Sourced by the quick-start scripts: a project virtualenv with the package, its local embedding
-# model and the test tools. Idempotent: a run installs only when pyproject.toml changed since the last,
-# and runs started together take turns installing (pip in one venv at once loses files).
+# Sourced by the quick-start scripts: a project virtualenv with the package and the extras the script
+# wants. Idempotent: a run installs only when pyproject.toml changed or an extra is missing (what was
+# installed stays, so scripts wanting different extras do not undo each other), and runs started
+# together take turns installing (pip in one venv at once loses files).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${MEMALIGN_VENV:-$ROOT/.venv}"
-# local-llm compiles llama.cpp for the real-model test tier; MEMALIGN_SKIP_REAL_MODEL=1 leaves both out.
-if [[ "${MEMALIGN_SKIP_REAL_MODEL:-}" == "1" ]]; then
-  EXTRAS="${MEMALIGN_EXTRAS:-local,test}"
-else
-  EXTRAS="${MEMALIGN_EXTRAS:-local,test,local-llm}"
-fi
+# The extras a script needs (it sets MEMALIGN_WANTED_EXTRAS before sourcing this); MEMALIGN_EXTRAS overrides.
+EXTRAS="${MEMALIGN_EXTRAS:-${MEMALIGN_WANTED_EXTRAS:-local,test}}"
 mkdir -p "$(dirname "$VENV")"
 exec {install_lock}>"$VENV.install-lock"
 flock "$install_lock"
@@ -22,11 +19,20 @@ fi
 if [[ ",$EXTRAS," == *",local,"* ]] && ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   "$VENV/bin/python" -m pip install --quiet "${MEMALIGN_TORCH:-torch==2.13.0}"
 fi
+# Reinstall when pyproject.toml changed or an extra is missing; what was installed stays installed, so
+# scripts that want different extras do not undo each other.
+# The stamp's lines: pyproject.toml's hash, the checkout, the extras installed.
 stamp="$VENV/.memalign-installed"
-wanted="$EXTRAS $(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1) $ROOT"
-if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$wanted" ]]; then
-  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[$EXTRAS]"
-  echo "$wanted" > "$stamp"
+project="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"$'\n'"$ROOT"
+installed="$( (sed -n 3p "$stamp" || true) 2>/dev/null)"
+missing=""
+for extra in ${EXTRAS//,/ }; do
+  [[ ",$installed," == *",$extra,"* ]] || missing=1
+done
+if [[ ! -f "$stamp" || "$(sed -n 1,2p "$stamp")" != "$project" || -n "$missing" ]]; then
+  union="$(printf '%s,%s' "$installed" "$EXTRAS" | tr ',' '\n' | grep -v '^$' | sort -u | paste -sd,)"
+  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[$union]"
+  printf '%s\n%s\n' "$project" "$union" > "$stamp"
 fi
 flock -u "$install_lock"
 export HF_HUB_OFFLINE=1
