@@ -9,10 +9,14 @@ using it says so.
 from __future__ import annotations
 
 import importlib.util
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from pydantic import PrivateAttr
 
 from memalign_graph.errors import ConfigurationError
 from memalign_graph.model_notices import LOCAL_MODEL_FILE
@@ -36,12 +40,29 @@ def smollm2_path() -> Path:
 def local_chat_model(**options: Any) -> BaseChatModel:
     """The tiny local model as a LangChain chat model (greedy, a context that fits the judging prompt)."""
     try:
-        from langchain_community.chat_models import ChatLlamaCpp
-    except ImportError as error:  # pragma: no cover - langchain-community is a core dependency
-        raise ConfigurationError(LOCAL_HELP) from error
-    try:
         import llama_cpp  # noqa: F401
     except ImportError as error:
         raise ConfigurationError(LOCAL_HELP) from error
     settings: dict[str, Any] = {"temperature": 0.0, "n_ctx": 8192, "max_tokens": 512, "verbose": False, **options}
-    return ChatLlamaCpp(model_path=str(smollm2_path()), **settings)
+    model_class: Any = _serialized_llama_cpp()
+    model: BaseChatModel = model_class(model_path=str(smollm2_path()), **settings)
+    return model
+
+
+def _serialized_llama_cpp() -> type[BaseChatModel]:
+    """`ChatLlamaCpp`, one call at a time: a llama.cpp model in process crashes the process (a failed
+    GGML assertion) when two threads generate at once, and the graphs judge and distill in parallel."""
+    from langchain_community.chat_models import ChatLlamaCpp
+
+    class SerializedChatLlamaCpp(ChatLlamaCpp):
+        _generating: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+        def _generate(self, *args: Any, **kwargs: Any) -> ChatResult:
+            with self._generating:
+                return super()._generate(*args, **kwargs)
+
+        def _stream(self, *args: Any, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+            with self._generating:
+                yield from super()._stream(*args, **kwargs)
+
+    return SerializedChatLlamaCpp

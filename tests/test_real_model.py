@@ -142,8 +142,11 @@ def test_the_local_model_runs_in_process_and_says_what_it_is(tmp_path: Path) -> 
     model = resolve_chat_model("local")
     assert LOCAL_MODEL_NOTICE in describe_model(model)
     spec = JudgeSpec(name="support_tone", instructions="Is the reply polite?", output=Boolean())
+    replies = ["Hi! How can I help?", "What now?", "Good morning, thanks for writing."]
     with MemAlignJudge(spec, model, home=tmp_path) as judge:
-        [outcome] = judge.batch([{"inputs": "Hello?", "outputs": "Hi! How can I help?"}], return_exceptions=True)
-    if not isinstance(outcome, VerdictParseError):
-        assert not isinstance(outcome, Exception), f"{type(outcome).__name__}: {outcome}"
-        assert isinstance(outcome["score"], bool)
+        # In parallel, as a batch runs: two threads generating at once in one llama.cpp model crash the process.
+        outcomes = judge.batch([{"inputs": "Hello?", "outputs": reply} for reply in replies], return_exceptions=True)
+    for outcome in outcomes:
+        if not isinstance(outcome, VerdictParseError):
+            assert not isinstance(outcome, Exception), f"{type(outcome).__name__}: {outcome}"
+            assert isinstance(outcome["score"], bool)
