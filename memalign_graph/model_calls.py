@@ -15,11 +15,18 @@ from langchain_core.output_parsers import JsonOutputParser
 from langgraph.types import RetryPolicy
 
 
+MAX_PROBLEM_CHARS = 300
+
+
 class StructuredOutputError(ValueError):
-    """The model's answer is not the JSON object asked for."""
+    """The model's answer is not the JSON object asked for. The message is one short line (it is shown to
+    the model on a retry and to a person in the final error); the answer itself is kept whole in `raw`."""
 
     def __init__(self, message: str, raw: str) -> None:
-        super().__init__(message)
+        line = " ".join(message.split())
+        if len(line) > MAX_PROBLEM_CHARS:
+            line = line[: MAX_PROBLEM_CHARS - 1].rstrip() + "…"
+        super().__init__(line)
         self.raw = raw
 
 

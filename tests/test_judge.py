@@ -7,6 +7,9 @@ import threading
 from typing import Any
 
 import pytest
+from langchain_core.exceptions import OutputParserException
+from langchain_core.messages import AIMessage
+from langchain_core.runnables import RunnableLambda
 
 from fakes import GATHER_TIMEOUT_S, BagOfWordsEmbeddings, ScriptedChatModel, learned_rule_policy
 from memalign_graph import (
@@ -122,6 +125,23 @@ def test_a_judge_that_never_answers_validly_raises_and_invents_nothing(make_judg
     with pytest.raises(VerdictParseError, match="no valid verdict in 3 attempts") as raised:
         judge.judge(inputs="q", outputs="a")
     assert raised.value.attempts == 3 and len(raised.value.raw_outputs) == 3
+
+
+class ToolCallRambler(ScriptedChatModel):
+    """Answers as ChatLlamaCpp did with SmolLM2: no content, and a tool call whose arguments ramble on."""
+
+    def with_structured_output(self, schema: Any, *, include_raw: bool = False, **kwargs: Any) -> Any:
+        ramble = "Function verdict arguments:\n\n{ \"rationale\" : \"" + "The AI is user friendly.\n" * 200
+        error = OutputParserException(ramble + " are not valid JSON.")
+        return RunnableLambda(lambda _: {"raw": AIMessage(""), "parsed": None, "parsing_error": error})
+
+
+def test_a_rambling_answer_is_reported_in_one_short_line(make_judge, tone_spec) -> None:
+    judge = make_judge(tone_spec, model=ToolCallRambler())
+    with pytest.raises(VerdictParseError) as raised:
+        judge.judge(inputs="q", outputs="a")
+    message = str(raised.value)
+    assert "\n" not in message and len(message) < 450 and "Function verdict arguments" in message
 
 
 def test_transient_model_errors_are_retried(make_judge, tone_spec) -> None:
