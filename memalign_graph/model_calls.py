@@ -14,7 +14,6 @@ from langchain_core.messages import AIMessage
 from langchain_core.output_parsers import JsonOutputParser
 from langgraph.types import RetryPolicy
 
-
 MAX_PROBLEM_CHARS = 300
 
 

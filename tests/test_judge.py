@@ -131,7 +131,7 @@ class ToolCallRambler(ScriptedChatModel):
     """Answers as ChatLlamaCpp did with SmolLM2: no content, and a tool call whose arguments ramble on."""
 
     def with_structured_output(self, schema: Any, *, include_raw: bool = False, **kwargs: Any) -> Any:
-        ramble = "Function verdict arguments:\n\n{ \"rationale\" : \"" + "The AI is user friendly.\n" * 200
+        ramble = 'Function verdict arguments:\n\n{ "rationale" : "' + "The AI is user friendly.\n" * 200
         error = OutputParserException(ramble + " are not valid JSON.")
         return RunnableLambda(lambda _: {"raw": AIMessage(""), "parsed": None, "parsing_error": error})
 
