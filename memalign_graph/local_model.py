@@ -39,10 +39,8 @@ def smollm2_path() -> Path:
 
 def local_chat_model(**options: Any) -> BaseChatModel:
     """The tiny local model as a LangChain chat model (greedy, a context that fits the judging prompt)."""
-    try:
-        import llama_cpp  # noqa: F401
-    except ImportError as error:
-        raise ConfigurationError(LOCAL_HELP) from error
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise ConfigurationError(LOCAL_HELP)
     settings: dict[str, Any] = {"temperature": 0.0, "n_ctx": 8192, "max_tokens": 512, "verbose": False, **options}
     model_class: Any = _serialized_llama_cpp()
     model: BaseChatModel = model_class(model_path=str(smollm2_path()), **settings)
