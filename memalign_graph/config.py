@@ -11,6 +11,8 @@
 | semantic memory on Postgres | `MEMALIGN_POSTGRES_URL` | SQLite file in `MEMALIGN_HOME` |
 | Qdrant server | `MEMALIGN_QDRANT_URL`, `MEMALIGN_QDRANT_API_KEY`, `MEMALIGN_QDRANT_GRPC=1` | local `HOME/episodes` |
 | episode layout | `MEMALIGN_QDRANT_LAYOUT` (shared, collection_per_judge), `MEMALIGN_QDRANT_COLLECTION` | per server |
+| served namespaces | `MEMALIGN_SERVED_NAMESPACES` (names, patterns, `*` any, `@auth` the user's identity) | `default` |
+| served models | `MEMALIGN_SERVED_MODELS`, `MEMALIGN_SERVED_EMBEDDINGS` (what a run's context may name) | none |
 """
 
 from __future__ import annotations
@@ -141,6 +143,11 @@ def open_episodic_store(
     )
 
 
+def episodic_store_location(home: str | Path | None = None) -> str:
+    """Where `open_episodic_store` would open episodes now: the Qdrant server's URL or the local folder."""
+    return _env("MEMALIGN_QDRANT_URL") or str((memory_home(home) / "episodes").resolve())
+
+
 def model_timeout() -> float:
     """Seconds a model call may take before it fails (`MEMALIGN_MODEL_TIMEOUT`, default 120)."""
     raw = _env("MEMALIGN_MODEL_TIMEOUT") or "120"
@@ -174,6 +181,26 @@ def model_configured(model: str | None = None) -> bool:
 def qdrant_server_configured() -> bool:
     """Whether `MEMALIGN_QDRANT_URL` names a Qdrant server (the served graphs' episodes live there)."""
     return bool(_env("MEMALIGN_QDRANT_URL"))
+
+
+def served_namespaces() -> tuple[str, ...]:
+    """Which namespaces a served run may work in (`MEMALIGN_SERVED_NAMESPACES`, comma-separated names or
+    shell patterns such as `team-*`; `*` any; `@auth` the authenticated user's identity); default `default`."""
+    return _listed("MEMALIGN_SERVED_NAMESPACES") or ("default",)
+
+
+def served_models() -> tuple[str, ...]:
+    """Chat models a served run's context may name besides the deployment's own (`MEMALIGN_SERVED_MODELS`)."""
+    return _listed("MEMALIGN_SERVED_MODELS")
+
+
+def served_embeddings() -> tuple[str, ...]:
+    """Embeddings a served run's context may name besides the deployment's own (`MEMALIGN_SERVED_EMBEDDINGS`)."""
+    return _listed("MEMALIGN_SERVED_EMBEDDINGS")
+
+
+def _listed(name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in _env(name).split(",") if item.strip())
 
 
 def debug_enabled() -> bool:

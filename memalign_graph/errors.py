@@ -1,4 +1,9 @@
-"""The errors a user can meet, each one saying what went wrong and what to change."""
+"""The errors a user can meet, each one saying what went wrong and what to change.
+
+Each is also a `ValueError` (the cause is what the caller gave: a record, a setting) or a `RuntimeError`
+(the cause is elsewhere: a model's answer, a store, a provider), the kinds the LangGraph server passes
+to its clients with their message; any other kind reaches Studio and the SDK as "An internal error".
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,11 @@ class InvalidValueError(MemAlignError, ValueError):
     """A record or a verdict does not fit the judge: the message names the field and the fix."""
 
 
-class ConfigurationError(MemAlignError):
+class ConfigurationError(MemAlignError, ValueError):
     """Something the library needs (a model, a store location) is not configured."""
 
 
-class VerdictParseError(MemAlignError):
+class VerdictParseError(MemAlignError, RuntimeError):
     """The judge model gave no valid verdict after every retry; nothing was made up in its place."""
 
     def __init__(self, message: str, *, attempts: int, raw_outputs: list[str]) -> None:
@@ -24,5 +29,5 @@ class VerdictParseError(MemAlignError):
         self.raw_outputs = raw_outputs
 
 
-class EpisodicStoreError(MemAlignError):
+class EpisodicStoreError(MemAlignError, RuntimeError):
     """The episodic store cannot be used as configured (for example a dimension mismatch)."""

@@ -233,7 +233,7 @@ class _Owners:
     def get(self, resources: Resources, namespace: str) -> MemoryThread:
         if self._memory is not None:
             return self._memory
-        saver = self._memory_checkpointer or run_checkpointer()
+        saver = self._memory_checkpointer or run_checkpointer() or resources.memory_checkpointer
         if saver is None:
             raise ConfigurationError("The feedback graph needs a checkpointer: compile it with checkpointer=.")
         with self._lock:

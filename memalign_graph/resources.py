@@ -1,7 +1,7 @@
 """What a graph's nodes work with: the judge, its model, embeddings and stores.
 
 The `create_*` factories bind these once. Graphs served by the LangGraph server resolve them per run
-from the run's context instead (see `memalign_graph.settings`); both hand the nodes a `Resources`
+from the run's context instead (see `memalign_graph.serving`); both hand the nodes a `Resources`
 through a resolver, so the node code is the same either way.
 """
 
@@ -34,6 +34,8 @@ class Resources:
     `semantic_memory=None` means: read guidelines through the checkpointer of the run itself, as a
     judge graph nested in a user's checkpointed graph, or served by the LangGraph server, does.
     `namespace` binds every run to one tenant: a run's context cannot name another.
+    `memory_checkpointer` holds the judges' memory threads when a run has no checkpointer of its own (a
+    stateless run of the LangGraph server).
     """
 
     spec: JudgeSpec
@@ -43,6 +45,7 @@ class Resources:
     semantic_memory: SemanticMemoryReader | None = None
     namespace: str | None = None
     structured_output: StructuredOutput = "auto"
+    memory_checkpointer: BaseCheckpointSaver[Any] | None = None
 
     @property
     def calls(self) -> StructuredCalls:
@@ -89,7 +92,7 @@ def semantic_memory_of(resources: Resources) -> SemanticMemoryReader:
     """The resources' reader, or one over the current run's checkpointer (cached, so its cache lives)."""
     if resources.semantic_memory is not None:
         return resources.semantic_memory
-    checkpointer = run_checkpointer()
+    checkpointer = run_checkpointer() or resources.memory_checkpointer
     if checkpointer is None:
         raise ConfigurationError(
             "The judging graph has no semantic memory to read: pass semantic_memory= to create_judge_graph, "

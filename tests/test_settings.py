@@ -14,9 +14,17 @@ from memalign_graph import ConfigurationError, InvalidValueError, memory_thread_
 
 
 @pytest.fixture
-def settings(tmp_path) -> dict:
+def settings(tmp_path, monkeypatch) -> dict:
+    """A run's context, within what the deployment (its environment) serves."""
+    for name, value in (
+        ("MEMALIGN_HOME", str(tmp_path)),
+        ("MEMALIGN_MODEL", "fake"),
+        ("MEMALIGN_EMBEDDINGS", "fake"),
+        ("MEMALIGN_SERVED_NAMESPACES", "team-*"),
+    ):
+        monkeypatch.setenv(name, value)
     judge = {"name": "grader", "instructions": "Good?", "output": {"kind": "categorical", "labels": ["good", "bad"]}}
-    return {"judge": judge, "model": "fake", "embeddings": "fake", "home": str(tmp_path), "namespace": "team-a"}
+    return {"judge": judge, "namespace": "team-a"}
 
 
 def test_served_graphs_bind_nothing_at_import() -> None:
@@ -56,7 +64,7 @@ def test_a_run_without_a_judge_says_what_to_give(settings: dict) -> None:
             {"inputs": "q", "outputs": "a"}, context={k: v for k, v in settings.items() if k != "judge"}
         )
     bad = {**settings, "judge": {"name": "x", "instructions": "y", "output": {"kind": "stars"}}}
-    with pytest.raises(ConfigurationError, match="context.judge: output"):
+    with pytest.raises(InvalidValueError, match="context.judge: output"):
         judging_graph.invoke({"inputs": "q", "outputs": "a"}, context=bad)
 
 
@@ -72,7 +80,9 @@ def test_judging_without_any_semantic_memory_source_is_a_clear_error(settings: d
 
 
 @pytest.mark.filterwarnings("ignore:Api key is used with an insecure connection")
-def test_served_graphs_keep_episodes_on_the_qdrant_server_the_environment_names(settings: dict, monkeypatch) -> None:
+def test_served_graphs_keep_episodes_on_the_qdrant_server_the_environment_names(
+    settings: dict, monkeypatch, tmp_path: Path
+) -> None:
     """The deploy stack configures the server process, not each run: MEMALIGN_QDRANT_URL and its key."""
     from qdrant_client import QdrantClient
 
@@ -98,4 +108,4 @@ def test_served_graphs_keep_episodes_on_the_qdrant_server_the_environment_names(
         finally:
             _close_shared()
     assert stored == 1 and verdict["verdict"]["metadata"]["episode_ids"] == ["f"]
-    assert not (Path(settings["home"]) / "episodes").exists()
+    assert not (tmp_path / "episodes").exists()

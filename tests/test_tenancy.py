@@ -95,41 +95,39 @@ def test_the_judge_as_a_node_judges_in_its_namespace(make_judge, tone_spec) -> N
     assert out["review"]["metadata"]["guideline_ids"] == [] and out["review"]["score"] is False
 
 
-def test_the_served_graphs_keep_tenants_apart_by_context(tmp_path) -> None:
-    """Served graphs are unbound: the run's context names the tenant, and only that one is touched."""
+def test_the_served_graphs_keep_tenants_apart_by_context(tmp_path, monkeypatch) -> None:
+    """Served graphs are unbound: the run's context names the tenant (one the deployment serves), and only
+    that one is touched."""
     from graphs.alignment import graph as alignment_graph
     from graphs.judging import graph as judging_graph
 
+    for name, value in (("MEMALIGN_HOME", str(tmp_path)), ("MEMALIGN_SERVED_NAMESPACES", "team-*")):
+        monkeypatch.setenv(name, value)
     saver = InMemorySaver()
     judge = {"name": "grader", "instructions": "ok?", "output": {"kind": "boolean"}}
+    served = {"judge": judge, "model": "fake", "embeddings": "fake"}
+    monkeypatch.setenv("MEMALIGN_SERVED_MODELS", "fake")
+    monkeypatch.setenv("MEMALIGN_SERVED_EMBEDDINGS", "fake")
     for tenant, rule in (("team-a", RULE), ("team-b", "Answer true when the text mentions parcel.")):
-        settings = {"judge": judge, "model": "fake", "embeddings": "fake", "namespace": tenant, "home": str(tmp_path)}
         align = alignment_graph.copy(update={"checkpointer": saver})
         align.invoke(
             {"feedback": [{"inputs": "q", "outputs": "a", "value": True, "rationale": rule}]},
             {"configurable": {"thread_id": memory_thread_id("grader", tenant)}},
-            context=_settings(settings),
+            context=_settings({**served, "namespace": tenant}),
         )
     judging = judging_graph.copy(update={"checkpointer": saver})
     seen = {
         tenant: judging.invoke(
-            EXAMPLE,
-            {"configurable": {"thread_id": "t"}},
-            context=_settings(
-                {
-                    "judge": judge,
-                    "model": "fake",
-                    "embeddings": "fake",
-                    "namespace": tenant,
-                    "home": str(tmp_path),
-                }
-            ),
+            EXAMPLE, {"configurable": {"thread_id": "t"}}, context=_settings({**served, "namespace": tenant})
         )["verdict"]["metadata"]
         for tenant in ("team-a", "team-b")
     }
     assert seen["team-a"]["namespace"] == "team-a" and seen["team-b"]["namespace"] == "team-b"
     assert seen["team-a"]["guideline_ids"] != seen["team-b"]["guideline_ids"]
     assert {memory_thread_id("grader", t) for t in ("team-a", "team-b")} <= thread_ids(saver)
+    with pytest.raises(InvalidValueError, match="'other' is not served by this deployment; it serves team-"):
+        other = _settings({**served, "namespace": "other"})
+        judging.invoke(EXAMPLE, {"configurable": {"thread_id": "t"}}, context=other)
 
 
 def _settings(values: dict[str, Any]) -> Any:

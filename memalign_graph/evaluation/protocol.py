@@ -38,7 +38,7 @@ ALIGNMENT_STAGES = ("validate", "distill", "dedupe", "write_memory")
 JUDGING_STAGES = ("retrieve", "build_working_memory", "judge", "parse")
 
 
-class EvaluationError(MemAlignError):
+class EvaluationError(MemAlignError, ValueError):
     """The protocol cannot run as asked (too few examples, shards out of range, every judgment failing)."""
 
 
