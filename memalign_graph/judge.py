@@ -19,6 +19,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from memalign_graph.alignment import create_alignment_graph
 from memalign_graph.alignment.memory import open_memory_thread
+from memalign_graph.alignment.plan import request_ids
 from memalign_graph.config import (
     open_episodic_store,
     open_semantic_checkpointer,
@@ -340,14 +341,8 @@ def _example(inputs: Any, outputs: Any = None, expectations: Any = None) -> Judg
 
 
 def _ids(ids: Iterable[str], *, field: str) -> list[str]:
-    """A list of ids; one id given as a string is one id, not its characters."""
-    if isinstance(ids, str):
-        return [ids]
-    listed = list(ids)
-    for item in listed:
-        if not isinstance(item, str) or not item:
-            raise InvalidValueError(f"{field}: {item!r} is not an id; give ids as strings, e.g. {field}=['fb-1'].")
-    return listed
+    """Ids from any iterable; one id given as a string is one id, not its characters."""
+    return request_ids(ids if isinstance(ids, str) else list(ids), field=field)
 
 
 def _examples(examples: Sequence[dict[str, Any]]) -> list[JudgeInput]:

@@ -129,6 +129,7 @@ class AlignmentReport(TypedDict):
     updated: list[str]
     unchanged: list[str]
     forgotten: list[str]
+    not_found: list[str]
     distilled: list[str]
     pending: list[str]
     failed_batches: list[BatchFailure]
@@ -144,6 +145,7 @@ REPORT_ID_LISTS = (
     "updated",
     "unchanged",
     "forgotten",
+    "not_found",
     "distilled",
     "guidelines_added",
     "guidelines_merged",
@@ -152,13 +154,15 @@ REPORT_ID_LISTS = (
 )
 
 
-def empty_report(*, unchanged: Sequence[str] = ()) -> AlignmentReport:
-    """The report of an alignment that changed nothing (feedback memory held already aside)."""
+def empty_report(*, unchanged: Sequence[str] = (), not_found: Sequence[str] = ()) -> AlignmentReport:
+    """The report of an alignment that changed nothing (feedback memory held already aside, ids to forget
+    that memory does not hold)."""
     return AlignmentReport(
         added=[],
         updated=[],
         unchanged=list(unchanged),
         forgotten=[],
+        not_found=list(not_found),
         distilled=[],
         pending=[],
         failed_batches=[],

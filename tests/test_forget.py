@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from memalign_graph import Boolean, Feedback, JudgeSpec, MemAlignJudge
+import pytest
+
+from memalign_graph import Boolean, Feedback, InvalidValueError, JudgeSpec, MemAlignJudge
 
 RULE_SORRY = "Answer true when the text mentions sorry."
 RULE_REFUND = "Answer false when the text mentions refund."
@@ -139,7 +141,7 @@ REOPEN = """
 import json, sys
 sys.path.insert(0, {tests!r})
 from fakes import BagOfWordsEmbeddings, ScriptedChatModel
-from memalign_graph import Boolean, Feedback, JudgeSpec, MemAlignJudge
+from memalign_graph import Boolean, Feedback, InvalidValueError, JudgeSpec, MemAlignJudge
 spec = JudgeSpec(name="support_tone", instructions="ok?", output=Boolean())
 with MemAlignJudge(spec, ScriptedChatModel(), embeddings=BagOfWordsEmbeddings(), home={home!r}) as judge:
     if sys.argv[1] == "align":
@@ -170,3 +172,31 @@ def test_reopening_the_same_paths_in_a_new_process_restores_exactly(tmp_path: Pa
     assert first["episodes"] == second["episodes"] == third["episodes"] == ["a"]
     assert third["count"] == 1 and first["verdict"] is second["verdict"] is True
     assert (first["versions"], second["versions"], third["versions"]) == (1, 1, 1)  # known feedback: no new version
+
+
+def test_one_id_as_a_string_is_one_id_and_an_absent_id_is_a_no_op_that_says_so(tmp_path) -> None:
+    """`forget("fb-1")` once iterated the characters and forgot nothing; the served graph's {"forget": "id"}
+    did the same."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from memalign_graph import Boolean, Feedback, JudgeSpec, MemAlignJudge, memory_thread_id
+    from memalign_graph.alignment.plan import request_ids
+
+    spec = JudgeSpec(name="tone", instructions="ok?", output=Boolean())
+    feedback = [Feedback(id=f"fb-{n}", inputs=f"q{n}", outputs="a", value=True, rationale="Be kind.") for n in (1, 2)]
+    with MemAlignJudge(spec, "fake", embeddings="fake", home=tmp_path) as judge:
+        judge.align(feedback)
+        report = judge.forget("fb-1")
+        assert report["forgotten"] == ["fb-1"] and report["not_found"] == []
+        versions = len(judge.history())
+        again = judge.forget(["fb-1", "fb-9"])
+        assert again["forgotten"] == [] and again["not_found"] == ["fb-1", "fb-9"]
+        assert len(judge.history()) == versions  # nothing changed, no version written
+        assert sorted(judge.memory.ledger()) == ["fb-2"]
+
+        served = judge.alignment_graph.copy(update={"checkpointer": InMemorySaver()})
+        thread = {"configurable": {"thread_id": memory_thread_id("tone", "default")}}
+        served.invoke({"feedback": [feedback[1].as_input()]}, thread)
+        assert served.invoke({"forget": "fb-2"}, thread)["report"]["forgotten"] == ["fb-2"]
+    with pytest.raises(InvalidValueError, match="forget: 3 is not an id or a list of ids"):
+        request_ids(3, field="forget")

@@ -40,7 +40,7 @@ def plan_alignment(
     before: dict[str, Guideline] = dict(memory.get("guidelines") or {})
     guidelines = dict(before)
     outstanding = memory.get("outstanding") or NOTHING_OUTSTANDING
-    forget = set(request.get("forget") or [])
+    forget = set(request_ids(request.get("forget"), field="forget"))
     incoming = to_records(spec, request.get("feedback") or [], records, now=now)
     unchanged = sorted(
         r["id"] for r in incoming if r["id"] in records and records[r["id"]]["content_hash"] == r["content_hash"]
@@ -53,7 +53,7 @@ def plan_alignment(
     redistilled = sorted(set(request.get("redistill") or []) & guidelines.keys())
     redistill = {i for key in redistilled for i in guidelines.pop(key)["feedback_ids"]} - forgotten - replaced
     guidelines = prune_provenance(guidelines, forgotten | replaced)
-    for key in request.get("forget_guidelines") or []:
+    for key in request_ids(request.get("forget_guidelines"), field="forget_guidelines"):
         guidelines.pop(key, None)
     arriving = [r["id"] for r in incoming]
     distill = _ordered([*outstanding["distill"], *arriving, *sorted(redistill)], leaving=forgotten)
@@ -63,6 +63,7 @@ def plan_alignment(
             updated=sorted(replaced),
             unchanged=unchanged,
             forgotten=sorted(forgotten),
+            not_found=sorted(forget - records.keys()),
             distill=distill,
             guideline_changes=changes_between(before, guidelines),
             redistilled=redistilled,
@@ -123,7 +124,17 @@ def preview_alignment(
         return None
     if planned.outstanding["episodes"] or planned.plan["redistilled"]:
         return None
-    return empty_report(unchanged=planned.plan["unchanged"])
+    return empty_report(unchanged=planned.plan["unchanged"], not_found=planned.plan.get("not_found", []))
+
+
+def request_ids(ids: Any, *, field: str) -> list[str]:
+    """Ids to forget as a list: one id given as a string is one id (never its characters)."""
+    if ids is None:
+        return []
+    listed = [ids] if isinstance(ids, str) else ids
+    if not isinstance(listed, (list, tuple)) or not all(isinstance(item, str) and item for item in listed):
+        raise InvalidValueError(f"{field}: {ids!r} is not an id or a list of ids; e.g. {field}=['fb-1'].")
+    return list(listed)
 
 
 def check_identity(memory: Mapping[str, Any], judge: str, namespace: str) -> None:

@@ -7,7 +7,7 @@ stored once per write, not again in every checkpoint of the run (see `memalign_g
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, NotRequired, TypedDict
 
 from langgraph.channels.delta import DeltaChannel
 
@@ -26,6 +26,7 @@ class AlignmentPlan(TypedDict):
     updated: list[str]
     unchanged: list[str]
     forgotten: list[str]
+    not_found: NotRequired[list[str]]  # ids asked to forget that memory did not hold (absent in older plans)
     distill: list[str]
     guideline_changes: Changes
     redistilled: list[str]

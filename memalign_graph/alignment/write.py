@@ -91,6 +91,7 @@ def _report(
         updated=plan["updated"],
         unchanged=plan["unchanged"],
         forgotten=plan["forgotten"],
+        not_found=list(plan.get("not_found", [])),
         distilled=sorted(distilled),
         pending=sorted(failed),
         failed_batches=list(failures),

@@ -162,22 +162,27 @@ def rollback(args: argparse.Namespace) -> int:
 
 
 def forget(args: argparse.Namespace) -> int:
+    """Forgetting is retryable: an id memory does not hold (forgotten already) is a no-op that says so."""
     with _open(args) as judge:
         if args.guidelines:
-            known = {guideline["id"] for guideline in judge.guidelines()}
-            _refuse_unknown(args.ids, known, "guideline", "memalign memory show")
+            absent = sorted(set(args.ids) - {guideline["id"] for guideline in judge.guidelines()})
             report = judge.forget_guidelines(args.ids)
             print(f"removed {len(report['guidelines_removed'])} guidelines from {judge.spec.name!r}")
+            _say_absent(absent, "guidelines", "memalign memory show")
             return 0
-        if not args.purge:  # a purge may be run again for ids already forgotten, to finish an interrupted one
-            _refuse_unknown(args.ids, set(judge.memory.ledger()), "feedback", "memalign memory show --episodes N")
         report = judge.forget(args.ids, purge=args.purge)
         print(
             f"forgot {len(report['forgotten'])} feedback items of {judge.spec.name!r}; "
             f"{len(report['guidelines_removed'])} guidelines left with no source were removed"
             + ("; history purged" if args.purge else "")
         )
+        _say_absent(report["not_found"], "feedback", "memalign memory show --episodes N")
     return 0
+
+
+def _say_absent(ids: list[str], kind: str, where: str) -> None:
+    if ids:
+        print(f"not in memory (nothing to do; forgotten already?): {', '.join(ids)}; list {kind} with `{where}`")
 
 
 def verify(args: argparse.Namespace) -> int:
@@ -264,12 +269,6 @@ RUNS = {
 def list_episodes(judge: MemAlignJudge, limit: int) -> list[dict[str, Any]]:
     """Up to `limit` episodes as stored (Qdrant payload metadata)."""
     return judge.episodic_store.episodes(judge.spec.name, judge.namespace, limit)
-
-
-def _refuse_unknown(ids: list[str], known: set[str], kind: str, where: str) -> None:
-    unknown = [item for item in ids if item not in known]
-    if unknown:
-        raise CliError(f"ids: {unknown} are not {kind} ids of this judge's memory; list them with `{where}`")
 
 
 def _short(value: Any, limit: int = 100) -> str:
