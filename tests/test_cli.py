@@ -234,3 +234,31 @@ def test_memory_verify_export_and_import(cli, tmp_path: Path) -> None:
     assert code == 2 and "cannot read" in err
     code, out, _ = cli("memory", "import", tmp_path / "memory.json", "--judge", JUDGE)
     assert code == 0 and "now holds" in out and "40 episodes" in out
+
+
+def test_saved_specs_belong_to_their_namespace_and_names_never_leave_the_home(cli, tmp_path: Path) -> None:
+    """One tenant's --spec once replaced another's criterion (HOME/judges/NAME.json was shared), and
+    `--judge ../x` or an absolute path read any .json file as a spec."""
+    strict, lenient = tmp_path / "strict.json", tmp_path / "lenient.json"
+    strict.write_text(
+        json.dumps({"name": "tone", "instructions": "Strict: is it perfect?", "output": {"kind": "boolean"}})
+    )
+    lenient.write_text(
+        json.dumps({"name": "tone", "instructions": "Lenient: is it fine?", "output": {"kind": "boolean"}})
+    )
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"inputs": "q", "outputs": "a", "value": True, "rationale": "Fine."}) + "\n")
+    assert cli("align", rows, "--spec", strict, "--namespace", "team-a", *FAKE)[0] == 0
+    assert cli("align", rows, "--spec", lenient, "--namespace", "team-b", *FAKE)[0] == 0
+    for team, words in (("team-a", "Strict"), ("team-b", "Lenient")):
+        code, out, err = cli("judge", rows, "--judge", "tone", "--namespace", team, *FAKE)
+        assert code == 0, err
+        saved = tmp_path / "home" / "judges" / team / "tone.json"
+        assert json.loads(saved.read_text())["instructions"].startswith(words)
+
+    (tmp_path / "evil.json").write_text(json.dumps({"name": "x", "instructions": "y", "output": {"kind": "boolean"}}))
+    for name in ("../evil", str(tmp_path / "evil"), "../../x"):
+        code, _, err = cli("memory", "show", "--judge", name)
+        assert code == 2 and "--judge: " in err and "must be 1-63 letters" in err, err
+    code, _, err = cli("memory", "show", "--judge", "tone", "--namespace", "../team-a")
+    assert code == 2 and "--namespace: '../team-a' must be 1-63 letters" in err

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     feedback = [item for item in (example.feedback() for example in dataset.examples) if item is not None]
     model = resolve_model(args)
     embeddings = resolve_embedding_model(args)
-    save_spec(memory_home(args.home), spec)
+    save_spec(memory_home(args.home), spec, args.namespace)
     tracker = UsageTracker()
     started = time.perf_counter()
     with open_judge(args, spec, model, embeddings) as judge, track_usage(tracker):

@@ -15,12 +15,13 @@ from langchain_core.language_models import BaseChatModel
 from pydantic import ValidationError
 
 from memalign_graph.config import memory_home, model_configured, resolve_chat_model, resolve_embeddings
+from memalign_graph.context import DEFAULT_NAMESPACE
 from memalign_graph.errors import MemAlignError
 from memalign_graph.evaluation.datasets import FILE_FORMATS, Dataset, load_examples, parse_column
 from memalign_graph.fake_model import FakeEmbeddings
 from memalign_graph.judge import MemAlignJudge
 from memalign_graph.model_notices import describe_model, model_notice
-from memalign_graph.spec import JudgeSpec
+from memalign_graph.spec import JudgeSpec, check_identifier
 
 FAKE_EMBEDDINGS_NOTICE = "FAKE EMBEDDINGS: hashed bag of words, not a real embedding model"
 NO_MODEL = (
@@ -45,7 +46,9 @@ def memory_options() -> argparse.ArgumentParser:
     """--home, --namespace, --judge and --spec: which judge and where its memory lives."""
     parser = argparse.ArgumentParser(add_help=False)
     group = parser.add_argument_group("judge and memory")
-    group.add_argument("--judge", metavar="NAME", help="the judge's name (its spec is saved in HOME/judges/)")
+    group.add_argument(
+        "--judge", metavar="NAME", help="the judge's name (its spec is saved in HOME/judges/NAMESPACE/)"
+    )
     group.add_argument("--spec", metavar="FILE", type=Path, help="a judge spec, YAML or JSON (saved for next time)")
     group.add_argument("--home", metavar="DIR", help="memory folder (default: $MEMALIGN_HOME or ./.memalign)")
     group.add_argument("--namespace", default="default", help="tenant or project within the home (default: default)")
@@ -91,19 +94,36 @@ def progress_options() -> argparse.ArgumentParser:
 
 
 def resolve_spec(args: argparse.Namespace, *, save: bool) -> JudgeSpec:
-    """The judge from --spec (named by --judge when given) or the spec saved under --judge's name."""
+    """The judge from --spec (named by --judge when given) or the spec saved under --judge's name in this
+    namespace. Names are checked before they reach a path: a judge or namespace never leaves the home."""
     home = memory_home(args.home)
+    namespace = check_identifier(args.namespace, field="--namespace")
+    if args.judge is not None:
+        check_identifier(args.judge, field="--judge")
     if args.spec is not None:
         spec = read_spec_file(args.spec, name=args.judge)
         if save:
-            save_spec(home, spec)
+            save_spec(home, spec, namespace)
         return spec
     if not args.judge:
         raise CliError("name the judge with --judge NAME, or give its spec with --spec FILE")
-    saved = home / "judges" / f"{args.judge}.json"
+    saved = saved_spec_path(home, args.judge, namespace)
     if not saved.is_file():
-        raise CliError(f"--judge: no judge {args.judge!r} in {home}; create it with --spec FILE ({SPEC_EXAMPLE})")
+        raise CliError(
+            f"--judge: no judge {args.judge!r} in {home}, namespace {namespace}; create it with --spec FILE "
+            f"({SPEC_EXAMPLE})"
+        )
     return read_spec_file(saved)
+
+
+def saved_spec_path(home: Path, judge: str, namespace: str) -> Path:
+    """Where a judge's spec is kept: per namespace, so one tenant's spec never replaces another's. A spec
+    saved before specs had namespaces (`HOME/judges/NAME.json`) is the default namespace's."""
+    path = home / "judges" / namespace / f"{judge}.json"
+    legacy = home / "judges" / f"{judge}.json"
+    if namespace == DEFAULT_NAMESPACE and not path.is_file() and legacy.is_file():
+        return legacy
+    return path
 
 
 def read_spec_file(path: Path, *, name: str | None = None) -> JudgeSpec:
@@ -134,10 +154,9 @@ def read_spec_file(path: Path, *, name: str | None = None) -> JudgeSpec:
         raise CliError(f"--spec: {path}: {problems}") from None
 
 
-def save_spec(home: Path, spec: JudgeSpec) -> None:
+def save_spec(home: Path, spec: JudgeSpec, namespace: str = DEFAULT_NAMESPACE) -> None:
     """Keep the spec beside the judge's memory, refusing a change of output type over existing memory."""
-    folder = home / "judges"
-    saved = folder / f"{spec.name}.json"
+    saved = saved_spec_path(home, spec.name, namespace)
     if saved.is_file():
         old = JudgeSpec.model_validate_json(saved.read_text(encoding="utf-8"))
         if old.output != spec.output or old.fields != spec.fields:
@@ -145,7 +164,8 @@ def save_spec(home: Path, spec: JudgeSpec) -> None:
                 f"--spec: judge {spec.name!r} in {home} was created with another output type or fields; "
                 f"give this spec another name with --judge NAME, or use another --home"
             )
-    folder.mkdir(parents=True, exist_ok=True)
+    saved = home / "judges" / namespace / f"{spec.name}.json"
+    saved.parent.mkdir(parents=True, exist_ok=True)
     saved.write_text(spec.model_dump_json(indent=2) + "\n", encoding="utf-8")
 
 
