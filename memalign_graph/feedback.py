@@ -54,7 +54,8 @@ class Feedback(BaseModel):
 
 
 def check_text(value: Any, *, field: str) -> None:
-    """Refuse text no store can keep faithfully: NUL characters, lone surrogates (invalid UTF-8), bytes."""
+    """Refuse what no store can keep faithfully: NUL characters, lone surrogates (invalid UTF-8), bytes,
+    integers past 64 bits."""
     if isinstance(value, str):
         if "\x00" in value:
             raise InvalidValueError(f"{field}: contains a NUL character at {value.index(chr(0))}; remove it.")
@@ -65,6 +66,11 @@ def check_text(value: Any, *, field: str) -> None:
                 f"{field}: not valid Unicode at character {error.start} (a lone surrogate, often from a bad "
                 "UTF-8 decode); decode the source with errors='replace' or fix it."
             ) from None
+    elif isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        raise InvalidValueError(
+            f"{field}: a whole number this large cannot be stored (checkpoints hold 64-bit integers); "
+            "give it as text, e.g. a string of its digits."
+        )
     elif isinstance(value, (bytes, bytearray)):
         raise InvalidValueError(f"{field}: bytes are not text; decode them (e.g. value.decode('utf-8')) first.")
     elif isinstance(value, Mapping):

@@ -34,6 +34,8 @@ def parse_json(raw: str) -> dict[str, Any]:
         parsed = JsonOutputParser().parse(raw)
     except OutputParserException as error:
         raise StructuredOutputError(f"the answer is not valid JSON: {error}", raw) from error
+    except ValueError as error:  # valid JSON Python will not read, e.g. a number of thousands of digits
+        raise StructuredOutputError(f"the answer is not usable JSON: {error}", raw) from error
     if not isinstance(parsed, dict):
         raise StructuredOutputError("the answer is JSON but not an object", raw)
     return parsed

@@ -51,7 +51,7 @@ class Boolean(_OutputType):
                 return True
             if word in {"false", "no", "fail"}:
                 return False
-        raise InvalidValueError(f"{field}: expected true or false for a boolean judge, got {value!r}.")
+        raise InvalidValueError(f"{field}: expected true or false for a boolean judge, got {_shown(value)}.")
 
     def json_schema(self) -> dict[str, Any]:
         return {"type": "boolean"}
@@ -83,7 +83,7 @@ class Categorical(_OutputType):
             folded = [label for label in self.labels if label.casefold() == value.strip().casefold()]
             if len(folded) == 1:
                 return folded[0]
-        raise InvalidValueError(f"{field}: {value!r} is not one of the judge's labels {list(self.labels)}.")
+        raise InvalidValueError(f"{field}: {_shown(value)} is not one of the judge's labels {list(self.labels)}.")
 
     def json_schema(self) -> dict[str, Any]:
         return {"type": "string", "enum": list(self.labels)}
@@ -102,27 +102,29 @@ class Score(_OutputType):
 
     @model_validator(mode="after")
     def _range_is_ordered(self) -> Score:
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            raise ValueError(f"Score: low ({self.low}) and high ({self.high}) must be finite numbers.")
         if not self.low < self.high:
             raise ValueError(f"Score: low ({self.low}) must be below high ({self.high}).")
         return self
 
     def validate_value(self, value: Any, *, field: str = "value") -> float | int:
         number: float | None = None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            number = float(value)
-        elif isinstance(value, str):
-            try:
+        try:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                number = float(value)
+            elif isinstance(value, str):
                 number = float(value.strip())
-            except ValueError:
-                number = None
+        except (ValueError, OverflowError):  # not a number, or an integer past what a float holds
+            number = None
         if number is None or math.isnan(number):
-            raise InvalidValueError(f"{field}: expected a number from {self._bounds()}, got {value!r}.")
+            raise InvalidValueError(f"{field}: expected a number from {self._bounds()}, got {_shown(value)}.")
         if not self.low <= number <= self.high:
-            raise InvalidValueError(f"{field}: {value!r} is outside the judge's scale {self._bounds()}.")
+            raise InvalidValueError(f"{field}: {_shown(value)} is outside the judge's scale {self._bounds()}.")
         if self.integer:
             if not number.is_integer():
                 raise InvalidValueError(
-                    f"{field}: {value!r} is not a whole number; the scale {self._bounds()} takes whole numbers "
+                    f"{field}: {_shown(value)} is not a whole number; the scale {self._bounds()} takes whole numbers "
                     "(use Score(integer=False) for fractional scores)."
                 )
             return int(number)
@@ -152,7 +154,7 @@ class Pairwise(_OutputType):
             for choice in PAIRWISE_CHOICES:
                 if word.casefold() == choice.casefold():
                     return choice
-        raise InvalidValueError(f"{field}: expected 'A', 'B' or 'tie' for a pairwise judge, got {value!r}.")
+        raise InvalidValueError(f"{field}: expected 'A', 'B' or 'tie' for a pairwise judge, got {_shown(value)}.")
 
     def json_schema(self) -> dict[str, Any]:
         return {"type": "string", "enum": list(PAIRWISE_CHOICES)}
@@ -244,6 +246,16 @@ def check_identifier(value: str, *, field: str) -> str:
             "(it names the judge's memory)."
         )
     return value
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value as an error message quotes it: its repr, cut to one short line."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer past the digits Python converts to text
+        text = f"<{type(value).__name__} too large to show>"
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _is_empty(value: Any) -> bool:

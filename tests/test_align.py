@@ -353,3 +353,18 @@ def test_the_summary_says_why_nothing_was_learned(make_judge, tone_spec) -> None
     assert describe_distillation(silent.align([fb(2, "Thanks are fine.")]))[-1] == (
         "  0 guidelines learned: the model proposed none (its answers held an empty list)"
     )
+
+
+def test_a_model_answer_is_bounded_in_proposals_and_citations(make_judge, tone_spec) -> None:
+    """One answer with 5,000 guidelines was accepted whole (79 s); refs of thousands of digits or infinity
+    broke the batch."""
+    flood = {"guidelines": [{"text": f"Rule number {n} applies.", "sources": [1]} for n in range(5000)]}
+    odd = {"guidelines": [{"text": "Sorry counts as polite.", "sources": [float("inf"), "9" * 5000, 10**400, 1]}]}
+    judge = make_judge(tone_spec, model=ScriptedChatModel(distill=[flood]))
+    [outcome] = judge.align([fb(1, "Sorry is fine.")])["distillation"]
+    assert len(judge.guidelines()) <= 10 and outcome["dropped"][0]["text"] == "4990 more proposals"
+    assert outcome["dropped"][0]["reason"] == "past the 10 proposals a batch of 1 feedback may make"
+    judge = make_judge(tone_spec, model=ScriptedChatModel(distill=[odd]))
+    report = judge.align([fb(2, "Sorry is fine.")])
+    learned = {g["text"]: g["feedback_ids"] for g in judge.guidelines()}
+    assert report["failed_batches"] == [] and learned["Sorry counts as polite."] == ["fb-2"]

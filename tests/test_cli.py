@@ -262,3 +262,34 @@ def test_saved_specs_belong_to_their_namespace_and_names_never_leave_the_home(cl
         assert code == 2 and "--judge: " in err and "must be 1-63 letters" in err, err
     code, _, err = cli("memory", "show", "--judge", "tone", "--namespace", "../team-a")
     assert code == 2 and "--namespace: '../team-a' must be 1-63 letters" in err
+
+
+def test_a_bad_flag_or_spec_file_is_one_line(cli, tmp_path: Path) -> None:
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"inputs": "q", "outputs": "a", "value": True}) + "\n")
+    code, _, err = cli("align", rows, "--bogus")
+    assert code == 2 and err.strip().splitlines() == [
+        "memalign: error: unrecognized arguments: --bogus (see `memalign --help`)"
+    ]
+    code, _, err = cli("judge", rows, "--judge", "t", "--concurrency", "many")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "invalid int value: 'many'" in err
+
+    bad = {
+        "latin1.yaml": "name: t\ninstructions: caf\xe9\n".encode("latin-1"),
+        "binary.json": bytes(range(256)),
+        "infinite.json": b'{"name": "s", "instructions": "x", "output": {"kind": "score", "low": 1, "high": 1e999}}',
+        "huge.json": b'{"name": "s", "instructions": "x", "output": {"kind": "score", "low": 1, "high": 1'
+        + b"0" * 400
+        + b"}}",
+    }
+    expected = {
+        "latin1.yaml": "not valid UTF-8 (byte 0xe9 at offset 25)",
+        "binary.json": "not valid UTF-8 (byte 0x80 at offset 128)",
+        "infinite.json": "output.score: Value error, Score: low (1.0) and high (inf) must be finite numbers",
+        "huge.json": "output.score.high: Input should be a valid number",
+    }
+    for name, content in bad.items():
+        (tmp_path / name).write_bytes(content)
+        code, _, err = cli("align", rows, "--spec", tmp_path / name, *FAKE)
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert f"--spec: {tmp_path / name}: {expected[name]}" in err, err

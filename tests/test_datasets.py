@@ -184,3 +184,87 @@ def test_text_no_store_can_keep_is_refused_with_its_line(tmp_path: Path) -> None
     rows = [{"inputs": "a", "outputs": "b", "value": True, "rationale": "bad\u0000byte"}]
     with pytest.raises(DatasetError, match=r"data.jsonl:1: rationale: contains a NUL character"):
         load_examples(jsonl(tmp_path / "data.jsonl", rows), TONE)
+
+
+# -- hostile files: every problem is one line with its place, and skippable ------------------------------
+
+
+def test_bytes_that_are_not_utf8_name_their_line_and_the_rest_is_read(tmp_path: Path) -> None:
+    good = json.dumps({"inputs": "q", "outputs": "a", "value": True}).encode()
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b'{"inputs": "\xff\xfe", "value": true}\n' + good + b"\n")
+    with pytest.raises(DatasetError, match=r"^mixed.jsonl:1: not valid UTF-8 \(byte 0xff at column 13\)"):
+        load_examples(path, TONE)
+    dataset = load_examples(path, TONE, skip_invalid=True)
+    assert len(dataset.examples) == 1 and dataset.skipped[0].startswith("mixed.jsonl:1: not valid UTF-8")
+    csv_path = tmp_path / "mixed.csv"
+    csv_path.write_bytes(b"inputs,outputs,value\n\xff,a,true\nq,a,true\n")
+    dataset = load_examples(csv_path, TONE, skip_invalid=True)
+    assert len(dataset.examples) == 1 and dataset.skipped == [
+        "mixed.csv:2: not valid UTF-8 (byte 0xff at column 1); save the file as UTF-8."
+    ]
+    array = tmp_path / "bad.json"
+    array.write_bytes(b'[{"inputs": "\xc3("}]')
+    with pytest.raises(DatasetError, match=r"^bad.json: not valid UTF-8 \(byte 0xc3 at offset 13\)"):
+        load_examples(array, TONE)
+
+
+def test_a_binary_file_is_refused_by_line_not_by_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "image.jsonl"
+    path.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(DatasetError, match=r"^image.jsonl:\d+: "):
+        load_examples(path, TONE)
+    with pytest.raises(DatasetError, match="no usable rows"):
+        load_examples(path, TONE, skip_invalid=True)
+
+
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [
+        ("", "id: must be 1 to 200 characters (this one has 0)"),
+        ("x" * 201, "id: must be 1 to 200 characters (this one has 201)"),
+        (10**400, "id: a number of more than 200 digits is not an id"),
+        ([1, 2], "id: [1, 2] is not an id; use a string or a whole number"),
+    ],
+)
+def test_a_bad_id_is_named_with_its_line(tmp_path: Path, given: object, problem: str) -> None:
+    path = jsonl(tmp_path / "ids.jsonl", [{"id": given, "inputs": "q", "outputs": "a", "value": True}])
+    with pytest.raises(DatasetError) as raised:
+        load_examples(path, TONE)
+    assert str(raised.value) == f"ids.jsonl:1: {problem}."
+
+
+def test_numbers_no_store_or_python_can_hold_are_refused_by_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "n.jsonl", '{"inputs": "q", "outputs": ' + "9" * 400 + ', "value": true}\n')
+    with pytest.raises(DatasetError, match="n.jsonl:1: row.outputs: a whole number this large cannot be stored"):
+        load_examples(path, TONE)
+    path = write(tmp_path / "m.jsonl", '{"inputs": "q", "outputs": ' + "9" * 5000 + ', "value": true}\n')
+    with pytest.raises(DatasetError, match=r"m.jsonl:1: not usable JSON \(Exceeds the limit"):
+        load_examples(path, TONE)
+    score = JudgeSpec(name="s", instructions="Score.", output=Score(low=1, high=5))
+    path = jsonl(tmp_path / "s.jsonl", [{"inputs": "q", "outputs": "a", "value": 10**400}])
+    with pytest.raises(DatasetError, match=r"s.jsonl:1: value: expected a number from 1 to 5, got 1000"):
+        load_examples(path, score)
+
+
+def test_a_csv_cell_of_a_long_transcript_is_read(tmp_path: Path) -> None:
+    """Python's csv refuses cells over 128 KiB by default; the judge cuts long fields to its budget anyway."""
+    import csv
+
+    path = tmp_path / "long.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([["inputs", "outputs", "value"], ["q " * 100_000, "a", "true"]])
+    [example] = load_examples(path, TONE).examples
+    assert len(example.inputs) == 200_000
+
+
+def test_the_normalized_layout_is_told_by_its_documented_fields(tmp_path: Path) -> None:
+    """`{id, inputs, outputs, expectations, label, rationale, meta}` without a `task_type` key was read as
+    generic JSONL: `label` was ignored and the experts' verdicts were stored as null."""
+    row = {"id": "r1", "inputs": "q", "outputs": "a", "label": "yes", "rationale": "Made up.", "meta": {}}
+    path = jsonl(tmp_path / "rows.jsonl", [row])
+    assert detect_format(path) == "normalized"
+    [example] = load_examples(path, HALUEVAL).examples
+    assert (example.id, example.value, example.rationale) == ("r1", "yes", "Made up.")
+    generic = jsonl(tmp_path / "generic.jsonl", [{"inputs": "q", "outputs": "a", "value": "yes", "label": "x"}])
+    assert detect_format(generic) == "jsonl"

@@ -17,6 +17,11 @@ from memalign_graph.spec import JudgeSpec
 from memalign_graph.structured_output import StructuredCalls
 
 MAX_GUIDELINE_TOKENS = 120
+# A batch teaches a few rules; an answer proposing far more than its feedback items is a model gone astray,
+# and every proposal costs an embedding and maybe a close call.
+PROPOSALS_PER_FEEDBACK = 2
+MIN_PROPOSALS = 10
+MAX_CITATIONS = 100
 PARROTED_SHARE = 0.75
 MAX_GUIDELINE_CHARS = MAX_GUIDELINE_TOKENS * CHARS_PER_TOKEN
 
@@ -145,6 +150,11 @@ def clean_drafts(answer: dict[str, Any], batch_ids: list[str]) -> tuple[list[Dra
         raise StructuredOutputError("'guidelines' is not a list", str(answer))
     drafts: list[DraftGuideline] = []
     dropped: list[Dropped] = []
+    most = max(MIN_PROPOSALS, PROPOSALS_PER_FEEDBACK * len(batch_ids))
+    if len(items) > most:
+        reason = f"past the {most} proposals a batch of {len(batch_ids)} feedback may make"
+        dropped.append(Dropped(text=f"{len(items) - most} more proposals", reason=reason))
+        items = items[:most]
     for item in items:
         if not isinstance(item, dict):
             raise StructuredOutputError("a guideline is not an object", str(answer))
@@ -162,7 +172,7 @@ def clean_drafts(answer: dict[str, Any], batch_ids: list[str]) -> tuple[list[Dra
             continue
         cited, unknown = _cited(item, batch_ids)
         if unknown and not cited:
-            refs = ", ".join(unknown)
+            refs = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
             dropped.append(Dropped(text=text, reason=f"cites only feedback it was not shown ({refs})"))
             continue
         # A guideline that cites nothing is credited to its whole batch, so forgetting the batch's
@@ -176,13 +186,35 @@ def _cited(item: dict[str, Any], batch_ids: list[str]) -> tuple[list[str], list[
     citations that name nothing in the batch."""
     cited: list[str] = []
     unknown: list[str] = []
-    for ref in item.get("sources") or []:
-        number = int(ref) if isinstance(ref, (int, float)) or str(ref).strip().isdigit() else 0
+    sources = item.get("sources") or []
+    for ref in sources[:MAX_CITATIONS] if isinstance(sources, list) else [sources]:
+        number = _ref_number(ref)
         if 1 <= number <= len(batch_ids):
             cited.append(batch_ids[number - 1])
         else:
-            unknown.append(str(ref))
+            unknown.append(_quoted(ref))
     known = set(batch_ids)
-    for key in item.get("feedback_ids") or []:
-        (cited if str(key) in known else unknown).append(str(key))
+    keys = item.get("feedback_ids") or []
+    for key in keys[:MAX_CITATIONS] if isinstance(keys, list) else [keys]:
+        if str(key) in known:
+            cited.append(str(key))
+        else:
+            unknown.append(_quoted(key))
     return cited, unknown
+
+
+def _ref_number(ref: Any) -> int:
+    """A cited ref as a number, 0 when it is none (text, a fraction, infinity, thousands of digits)."""
+    if isinstance(ref, bool):
+        return 0
+    if isinstance(ref, int):
+        return ref
+    if isinstance(ref, float):
+        return int(ref) if ref.is_integer() else 0
+    text = str(ref).strip()
+    return int(text) if text.isdigit() and len(text) < 10 else 0
+
+
+def _quoted(ref: Any, limit: int = 24) -> str:
+    text = str(ref) if not isinstance(ref, int) or abs(ref) < 10**limit else f"a {len(str(ref))}-digit number"
+    return text if len(text) <= limit else text[: limit - 1] + "…"

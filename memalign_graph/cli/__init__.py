@@ -10,6 +10,7 @@ import argparse
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 from importlib.metadata import PackageNotFoundError, version
 
 from memalign_graph.cli import align, evaluate, judge, memory
@@ -36,8 +37,15 @@ A judge spec (YAML or JSON) names the judge and its verdict type; it is saved un
 home, so later commands need only --judge NAME. Run `memalign COMMAND --help` for each command."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's parser, whose mistakes are one line naming the fix (not its whole usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="memalign", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")

@@ -130,7 +130,16 @@ def read_spec_file(path: Path, *, name: str | None = None) -> JudgeSpec:
     """A judge spec from YAML or JSON; `name` renames it (one spec file, several judges)."""
     if not path.is_file():
         raise CliError(f"--spec: {path}: no such file")
-    text = path.read_text(encoding="utf-8")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise CliError(
+            f"--spec: {path}: not valid UTF-8 (byte 0x{raw[error.start]:02x} at offset {error.start}); "
+            f"save it as UTF-8 text. {SPEC_EXAMPLE}"
+        ) from None
+    if "\x00" in text:
+        raise CliError(f"--spec: {path}: a binary file, not a spec; {SPEC_EXAMPLE}")
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(text)

@@ -26,6 +26,8 @@ Column = str | tuple[str, ...]
 FileFormat = Literal["auto", "jsonl", "csv", "json", "normalized", "llmbar"]
 FILE_FORMATS: tuple[str, ...] = ("auto", "jsonl", "csv", "json", "normalized", "llmbar")
 Requirement = Literal["inputs", "feedback", "value"]
+MAX_CSV_CELL = 16 * 1024 * 1024
+MAX_ID_CHARS = 200
 
 
 class DatasetError(MemAlignError, ValueError):
@@ -165,40 +167,81 @@ def read_rows(path: Path, file_format: str) -> Iterator[tuple[str, dict[str, Any
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict[str, Any] | DatasetError]]:
-    with path.open(encoding="utf-8") as lines:
+    # Bytes that are not UTF-8 become lone surrogates, so a bad line is named and the rest are read.
+    with path.open(encoding="utf-8", errors="surrogateescape") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             where = f"{path.name}:{number}"
+            problem = _not_utf8(line)
+            if problem:
+                yield where, DatasetError(f"{where}: {problem}")
+                continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as error:
                 yield where, DatasetError(f"{where}: not valid JSON ({error.msg} at column {error.colno}).")
                 continue
+            except ValueError as error:  # e.g. a number of more digits than Python converts
+                yield where, DatasetError(f"{where}: not usable JSON ({error}).")
+                continue
             yield where, row if isinstance(row, dict) else DatasetError(f"{where}: expected a JSON object per line.")
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[str, dict[str, Any] | DatasetError]]:
-    with path.open(encoding="utf-8", newline="") as handle:
+    csv.field_size_limit(MAX_CSV_CELL)  # the default (128 KiB) refuses a long transcript; fields are cut later
+    with path.open(encoding="utf-8", errors="surrogateescape", newline="") as handle:
         delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
         reader = csv.DictReader(handle, delimiter=delimiter)
-        if not reader.fieldnames:
+        try:
+            header = reader.fieldnames
+        except csv.Error as error:
+            raise DatasetError(f"{path.name}:1: not a readable header ({error}).") from None
+        if not header:
             raise DatasetError(f"{path.name}:1: no header row; the first line must name the columns.")
+        if any(_not_utf8(name) for name in header):
+            raise DatasetError(f"{path.name}:1: {_not_utf8(''.join(header))}")
         start = reader.line_num + 1
-        for row in reader:
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:  # the rest of the file cannot be told apart into rows
+                raise DatasetError(f"{path.name}:{start}: not readable CSV ({error}).") from None
             where = f"{path.name}:{start}"
             start = reader.line_num + 1
             if None in row:
                 yield where, DatasetError(f"{where}: more cells than the header has columns.")
                 continue
+            problem = next((found for value in row.values() if value and (found := _not_utf8(value))), None)
+            if problem:
+                yield where, DatasetError(f"{where}: {problem}")
+                continue
             yield where, {key: (None if value is None or value == "" else value) for key, value in row.items()}
 
 
+def _not_utf8(text: str) -> str | None:
+    """Where text read with `surrogateescape` held bytes that are not UTF-8, said as the fix."""
+    for column, character in enumerate(text, start=1):
+        if "\udc80" <= character <= "\udcff":
+            byte = ord(character) - 0xDC00
+            return f"not valid UTF-8 (byte 0x{byte:02x} at column {column}); save the file as UTF-8."
+    return None
+
+
 def _json_array_rows(path: Path, *, llmbar: bool) -> Iterator[tuple[str, dict[str, Any] | DatasetError]]:
+    raw = path.read_bytes()
     try:
-        items = json.loads(path.read_text(encoding="utf-8"))
+        items = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise DatasetError(
+            f"{path.name}: not valid UTF-8 (byte 0x{raw[error.start]:02x} at offset {error.start}); save it as UTF-8."
+        ) from None
     except json.JSONDecodeError as error:
         raise DatasetError(f"{path.name}:{error.lineno}: not valid JSON ({error.msg}).") from None
+    except ValueError as error:
+        raise DatasetError(f"{path.name}: not usable JSON ({error}).") from None
     if not isinstance(items, list):
         raise DatasetError(f"{path.name}: expected a JSON array of objects; for one object a line use .jsonl.")
     for index, item in enumerate(items):
@@ -251,7 +294,7 @@ def _example(
         value = _pick(row, mapping.value)
         value = None if value is None else spec.output.validate_value(value, field="value")
         check_text(rationale, field="rationale")
-        check_text(given_id, field="id")
+        given_id = _row_id(given_id)
     except InvalidValueError as error:
         raise DatasetError(f"{where}: {error}") from None
     if require == "value" and value is None:
@@ -272,6 +315,21 @@ def _example(
         value=value,
         rationale=rationale,
     )
+
+
+def _row_id(given: Any) -> str | None:
+    """A row's own id, as text: a string or a whole number, 1 to 200 characters."""
+    if given is None:
+        return None
+    if isinstance(given, bool) or not isinstance(given, (str, int)):
+        raise InvalidValueError(f"id: {given!r} is not an id; use a string or a whole number.")
+    if isinstance(given, int) and abs(given) >= 10**MAX_ID_CHARS:
+        raise InvalidValueError(f"id: a number of more than {MAX_ID_CHARS} digits is not an id.")
+    text = given.strip() if isinstance(given, str) else str(given)
+    if not 1 <= len(text) <= MAX_ID_CHARS:
+        raise InvalidValueError(f"id: must be 1 to {MAX_ID_CHARS} characters (this one has {len(text)}).")
+    check_text(text, field="id")
+    return text
 
 
 def _derived_id(judged: Mapping[str, Any]) -> str:
@@ -307,20 +365,22 @@ def _columns_hint(row: Mapping[str, Any]) -> str:
 
 
 def _looks_like_llmbar(path: Path) -> bool:
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8", errors="replace") as handle:
         head = handle.read(2048)
     return '"output_1"' in head and '"output_2"' in head and '"input"' in head
 
 
 def _looks_normalized(path: Path) -> bool:
-    with path.open(encoding="utf-8") as lines:
+    """The normalized layout is told by its documented fields: `inputs` and the expert's verdict in
+    `label` (where the generic layout has `value`)."""
+    with path.open(encoding="utf-8", errors="replace") as lines:
         for line in lines:
             if line.strip():
                 try:
                     first = json.loads(line)
-                except json.JSONDecodeError:
+                except ValueError:
                     return False
-                return isinstance(first, dict) and {"task_type", "label", "inputs"} <= set(first)
+                return isinstance(first, dict) and {"inputs", "label"} <= set(first) and "value" not in first
     return False
 
 
