@@ -10,8 +10,8 @@ import argparse
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import NoReturn
 from importlib.metadata import PackageNotFoundError, version
+from typing import NoReturn
 
 from memalign_graph.cli import align, evaluate, judge, memory
 from memalign_graph.cli.common import (

@@ -46,9 +46,7 @@ def memory_options() -> argparse.ArgumentParser:
     """--home, --namespace, --judge and --spec: which judge and where its memory lives."""
     parser = argparse.ArgumentParser(add_help=False)
     group = parser.add_argument_group("judge and memory")
-    group.add_argument(
-        "--judge", metavar="NAME", help="the judge's name (its spec is saved in HOME/judges/NAMESPACE/)"
-    )
+    group.add_argument("--judge", metavar="NAME", help="the judge's name (its spec is saved in HOME/judges/NAMESPACE/)")
     group.add_argument("--spec", metavar="FILE", type=Path, help="a judge spec, YAML or JSON (saved for next time)")
     group.add_argument("--home", metavar="DIR", help="memory folder (default: $MEMALIGN_HOME or ./.memalign)")
     group.add_argument("--namespace", default="default", help="tenant or project within the home (default: default)")
