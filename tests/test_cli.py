@@ -293,3 +293,20 @@ def test_a_bad_flag_or_spec_file_is_one_line(cli, tmp_path: Path) -> None:
         code, _, err = cli("align", rows, "--spec", tmp_path / name, *FAKE)
         assert code == 2 and len(err.strip().splitlines()) == 1, err
         assert f"--spec: {tmp_path / name}: {expected[name]}" in err, err
+
+
+def test_what_memory_show_prints_cannot_command_the_terminal(cli, tmp_path: Path) -> None:
+    """Feedback's ANSI escapes, bell and right-to-left override were printed raw."""
+    hostile = "Say \u202eexe.live\u202c ok \x1b]0;pwned\x07 \x1b[2J"
+    rows = tmp_path / "evil.jsonl"
+    rows.write_text(
+        json.dumps({"id": "evil", "inputs": "q\x1b[31m", "outputs": "a", "value": True, "rationale": hostile})
+    )
+    spec = tmp_path / "tone.json"
+    spec.write_text(json.dumps({"name": "support_tone", "instructions": "Fine?", "output": {"kind": "boolean"}}))
+    assert cli("align", rows, "--spec", spec, *FAKE)[0] == 0
+    code, out, _ = cli("memory", "show", "--judge", "support_tone", "--episodes", "5")
+    assert code == 0 and not any(c in out for c in "\x1b\x07\u202e\u202c")
+    assert "Say \\u202eexe.live\\u202c ok \\x1b]0;pwned\\x07 \\x1b[2J" in out and "q\\x1b[31m" in out
+    code, out, _ = cli("memory", "show", "--judge", "support_tone", "--episodes", "5", "--json")
+    assert not any(c in out for c in "\x1b\x07\u202e") and json.loads(out)["episodes"][0]["rationale"] == hostile

@@ -22,6 +22,7 @@ from memalign_graph.cli.common import (
     model_options,
     progress_options,
 )
+from memalign_graph.cli.terminal import safe_output
 from memalign_graph.config import debug_enabled
 from memalign_graph.errors import MemAlignError
 
@@ -59,7 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; returns the exit status (the console script exits with it)."""
+    """Run one command; returns the exit status (the console script exits with it). What it prints is
+    terminal-safe: feedback, guidelines and model answers are shown, never obeyed by the terminal."""
+    with safe_output():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
