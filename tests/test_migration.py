@@ -80,3 +80,31 @@ def test_import_refuses_another_judges_memory_and_bad_files(tmp_path: Path, tone
         with pytest.raises(InvalidValueError, match="not a memalign-graph memory export"):
             b.import_memory(tmp_path / "bad.json")
         assert b.history() == []
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (lambda d, k: d["episodes"][k].update(vector=d["episodes"][k]["vector"][:-1]), "numbers where the others have"),
+        (lambda d, k: d["episodes"][k].update(vector=[float("nan")] * 3), "holds a number that is not finite"),
+        (lambda d, k: d["records"][k].update(value="maybe"), "value: expected true or false"),
+        (lambda d, k: d["records"][k].update(inputs=""), "inputs: required by judge 'support_tone' but empty"),
+        (lambda d, k: next(iter(d["guidelines"].values())).update(feedback_ids=["nobody"]), "cites feedback the file"),
+        (lambda d, k: d["episodes"].update(stray={"text": "x", "vector": [1.0]}), "an episode without its feedback"),
+    ],
+)
+def test_import_checks_what_it_imports_before_writing_anything(tmp_path: Path, tone_spec, damage, problem) -> None:
+    """`memory import` validated nothing: one bad vector fixed the new collection's size wrongly and
+    blocked every later alignment."""
+    with MemAlignJudge(tone_spec, ScriptedChatModel(), embeddings=BagOfWordsEmbeddings(), home=tmp_path / "a") as a:
+        seed(a)
+        a.export_memory(tmp_path / "memory.json")
+    document = json.loads((tmp_path / "memory.json").read_text())
+    damage(document, sorted(document["episodes"])[0])
+    (tmp_path / "damaged.json").write_text(json.dumps(document))
+    with MemAlignJudge(tone_spec, ScriptedChatModel(), embeddings=BagOfWordsEmbeddings(), home=tmp_path / "b") as b:
+        with pytest.raises(InvalidValueError, match=problem):
+            b.import_memory(tmp_path / "damaged.json")
+        assert b.history() == [] and b.episodic_store.count("support_tone", "default") == 0
+        b.import_memory(tmp_path / "memory.json")  # the undamaged file still goes in
+        assert b.verify().ok

@@ -8,12 +8,14 @@ import did. Only the current version travels: the target's history starts at the
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from memalign_graph.errors import InvalidValueError
+from memalign_graph.feedback import check_text
 from memalign_graph.memory.episodic import EpisodicStore
 from memalign_graph.memory.ledger import NOTHING_OUTSTANDING, Outstanding, memory_thread_id, pack_vector, version_write
 from memalign_graph.spec import JudgeSpec
@@ -114,11 +116,9 @@ def import_memory(
             f"import: the file holds judge {exported.name!r} in namespace {document['namespace']!r}; open that judge "
             f"(same JudgeSpec and namespace) to import it, not {spec.name!r} in {memory.namespace!r}."
         )
+    check_document(document, spec, where=f"import: {path}")
     records: dict[str, Any] = document["records"]
     episodes: dict[str, Any] = document["episodes"]
-    missing = sorted(episodes.keys() - records.keys())
-    if missing:
-        raise InvalidValueError(f"import: {path} has episodes without their feedback record: {missing[:5]}")
     values = {
         "guidelines": document["guidelines"],
         "guideline_vectors": document["guideline_vectors"],
@@ -144,6 +144,53 @@ def import_memory(
                 [episodes[key]["vector"] for key in keys],
             )
     return _counts(document)
+
+
+def check_document(document: Mapping[str, Any], spec: JudgeSpec, *, where: str) -> None:
+    """Hold an export to what memory may contain before any of it is written: every record fits the judge,
+    every guideline cites records the file holds, every episode has its record and a vector of finite
+    numbers of one size (a single odd vector would fix a new collection's size wrongly)."""
+    records, guidelines, episodes = document["records"], document["guidelines"], document["episodes"]
+    for name, part in (("records", records), ("guidelines", guidelines), ("episodes", episodes)):
+        if not isinstance(part, dict):
+            raise InvalidValueError(f"{where}: {name} is not an object of ids; export the judge again.")
+    for key, record in records.items():
+        place = f"{where}: records[{key!r}]"
+        if not isinstance(record, dict) or record.get("id") != key:
+            raise InvalidValueError(f"{place}: not a feedback record of this id.")
+        try:
+            spec.validate_record(record, where=place)
+            if record.get("value") is not None:
+                spec.output.validate_value(record["value"], field=f"{place}.value")
+            check_text(record.get("rationale"), field=f"{place}.rationale")
+        except InvalidValueError as error:
+            raise InvalidValueError(str(error)) from None
+    for key, guideline in guidelines.items():
+        place = f"{where}: guidelines[{key!r}]"
+        cited = guideline.get("feedback_ids") if isinstance(guideline, dict) else None
+        if not isinstance(guideline, dict) or not isinstance(guideline.get("text"), str) or not guideline["text"]:
+            raise InvalidValueError(f"{place}: a guideline needs its text.")
+        if not isinstance(cited, list) or not set(map(str, cited)) <= records.keys():
+            raise InvalidValueError(f"{place}: cites feedback the file does not hold.")
+    if not set(map(str, document.get("pending") or [])) <= records.keys():
+        raise InvalidValueError(f"{where}: pending names feedback the file does not hold.")
+    sizes = set()
+    for key, episode in episodes.items():
+        place = f"{where}: episodes[{key!r}]"
+        if key not in records:
+            raise InvalidValueError(f"{place}: an episode without its feedback record.")
+        vector = episode.get("vector") if isinstance(episode, dict) else None
+        if not isinstance(episode, dict) or not isinstance(episode.get("text"), str) or not isinstance(vector, list):
+            raise InvalidValueError(f"{place}: an episode needs its text and vector.")
+        if not vector or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in vector):
+            raise InvalidValueError(f"{place}.vector: not a list of numbers.")
+        if not all(math.isfinite(x) for x in vector):
+            raise InvalidValueError(f"{place}.vector: holds a number that is not finite.")
+        sizes.add(len(vector))
+        if len(sizes) > 1:
+            raise InvalidValueError(
+                f"{place}.vector: {len(vector)} numbers where the others have {min(sizes - {len(vector)})}."
+            )
 
 
 def _pending(values: Mapping[str, Any]) -> list[str]:
