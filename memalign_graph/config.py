@@ -178,6 +178,11 @@ def model_configured(model: str | None = None) -> bool:
     return bool((model or "").strip() or _env("MEMALIGN_MODEL"))
 
 
+def postgres_configured() -> bool:
+    """Whether `MEMALIGN_POSTGRES_URL` puts semantic memory on Postgres."""
+    return bool(_env("MEMALIGN_POSTGRES_URL"))
+
+
 def qdrant_server_configured() -> bool:
     """Whether `MEMALIGN_QDRANT_URL` names a Qdrant server (the served graphs' episodes live there)."""
     return bool(_env("MEMALIGN_QDRANT_URL"))

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -310,3 +313,32 @@ def test_what_memory_show_prints_cannot_command_the_terminal(cli, tmp_path: Path
     assert "Say \\u202eexe.live\\u202c ok \\x1b]0;pwned\\x07 \\x1b[2J" in out and "q\\x1b[31m" in out
     code, out, _ = cli("memory", "show", "--judge", "support_tone", "--episodes", "5", "--json")
     assert not any(c in out for c in "\x1b\x07\u202e") and json.loads(out)["episodes"][0]["rationale"] == hostile
+
+
+@contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """The folder and everything in it made unwritable for everyone, root included (ext4's immutable
+    flag; file modes do not stop root, which CI runs as)."""
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "-R", "+i", str(folder)]).returncode != 0:
+        subprocess.run(["chattr", "-R", "-i", str(folder)], capture_output=True)
+        pytest.skip("chattr +i is not available here: cannot make a folder read-only for root")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-R", "-i", str(folder)], check=True)
+
+
+def test_a_read_only_home_can_still_be_read(cli, tmp_path: Path) -> None:
+    """A read-only home failed even `memory show` (both stores write as they open)."""
+    assert cli("align", HALUEVAL, "--spec", HALUEVAL_SPEC, *FAKE)[0] == 0
+    home = tmp_path / "home"
+    before = {path: path.stat().st_mtime_ns for path in home.rglob("*")}
+    with read_only(home):
+        code, out, err = cli("memory", "show", "--judge", JUDGE)
+        assert code == 0, err
+        assert "is read-only: showing semantic memory only" in err and "guidelines from 40 feedback items" in out
+        code, out, _ = cli("memory", "history", "--judge", JUDGE)
+        assert code == 0 and "versions of the memory" in out
+        code, _, err = cli("memory", "show", "--judge", JUDGE, "--episodes", "3")
+        assert code == 2 and "episodes cannot be read from a read-only home" in err
+    assert {path: path.stat().st_mtime_ns for path in home.rglob("*")} == before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -12,11 +13,18 @@ import httpx
 
 from memalign_graph.cli.common import CliError, open_judge, resolve_model, resolve_spec
 from memalign_graph.cli.standins import LazyEmbeddings, UnconfiguredModel
-from memalign_graph.config import model_configured, open_episodic_store, qdrant_server_configured
+from memalign_graph.config import (
+    memory_home,
+    model_configured,
+    open_episodic_store,
+    postgres_configured,
+    qdrant_server_configured,
+)
 from memalign_graph.errors import InvalidValueError
 from memalign_graph.judge import MemAlignJudge
 from memalign_graph.memory import transfer
 from memalign_graph.memory.episodic import EpisodicStore
+from memalign_graph.memory.read_only import UnreadableEpisodes, is_read_only_failure, open_read_only_sqlite
 from memalign_graph.spec import JudgeSpec
 
 EXAMPLE = """examples:
@@ -91,8 +99,45 @@ def _open(args: argparse.Namespace) -> Any:
     return open_judge(args, spec, model, LazyEmbeddings(args.embeddings))
 
 
+@contextmanager
+def _open_to_read(args: argparse.Namespace) -> Iterator[MemAlignJudge]:
+    """The judge for a command that only reads: from a read-only home too (semantic memory only)."""
+    try:
+        opened = _open(args)
+        judge = opened.__enter__()
+    except Exception as error:
+        if not is_read_only_failure(error) or qdrant_server_configured() or postgres_configured():
+            raise
+        opened = _open_read_only(args)
+        judge = opened.__enter__()
+    try:
+        yield judge
+    finally:
+        opened.__exit__(None, None, None)
+
+
+@contextmanager
+def _open_read_only(args: argparse.Namespace) -> Iterator[MemAlignJudge]:
+    home = memory_home(args.home)
+    saver, connection = open_read_only_sqlite(home / "semantic.sqlite")
+    print(f"memalign: {home} is read-only: showing semantic memory only", file=sys.stderr)
+    judge = MemAlignJudge(
+        resolve_spec(args, save=False),
+        UnconfiguredModel(),
+        embeddings=LazyEmbeddings(args.embeddings),
+        namespace=args.namespace,
+        episodic_store=UnreadableEpisodes(home / "episodes"),
+        checkpointer=saver,
+    )
+    try:
+        yield judge
+    finally:
+        judge.close()
+        connection.close()
+
+
 def show(args: argparse.Namespace) -> int:
-    with _open(args) as judge:
+    with _open_to_read(args) as judge:
         guidelines = judge.guidelines()
         ledger = judge.memory.ledger()
         pending = sorted(judge.memory.pending())
@@ -128,7 +173,7 @@ def show(args: argparse.Namespace) -> int:
 
 
 def history(args: argparse.Namespace) -> int:
-    with _open(args) as judge:
+    with _open_to_read(args) as judge:
         versions = judge.history()
     if args.json:
         print(json.dumps(versions, indent=2, default=str))
