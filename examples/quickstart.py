@@ -25,11 +25,20 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 
-from memalign_graph import Categorical, ConfigurationError, Feedback, JudgeSpec, MemAlignJudge, Verdict
+from memalign_graph import (
+    Categorical,
+    ConfigurationError,
+    Feedback,
+    JudgeSpec,
+    MemAlignJudge,
+    ProviderDownError,
+    Verdict,
+)
 from memalign_graph.alignment import describe_distillation
 from memalign_graph.model_notices import describe_model
 
 DATA = Path(__file__).resolve().parent / "data" / "halueval_sample.jsonl"
+SHOWN_FAILURES = 5
 
 SPEC = JudgeSpec(
     name="halueval_hallucination",
@@ -90,12 +99,25 @@ def agreement(verdicts: Sequence[Verdict | Exception], rows: Sequence[dict[str, 
 
 
 def judge_all(judge: MemAlignJudge, rows: Sequence[dict[str, Any]]) -> list[Verdict | Exception]:
-    """Judge rows in parallel; a row without a valid verdict is reported and kept as its error."""
+    """Judge rows in parallel; a row without a valid verdict is reported and kept as its error.
+
+    With no verdict at all there is nothing to measure: that is an error (a provider that is down says
+    so once), never an agreement of 0%.
+    """
     verdicts = judge.batch([example(row) for row in rows], return_exceptions=True)
-    for row, verdict in zip(rows, verdicts, strict=True):
-        if isinstance(verdict, Exception):
-            print(f"warning: no verdict for {row['id']}: {verdict}", file=sys.stderr)
+    failed = [(row, verdict) for row, verdict in zip(rows, verdicts, strict=True) if isinstance(verdict, Exception)]
+    if failed and len(failed) == len(rows):
+        down = next((error for _, error in failed if isinstance(error, ProviderDownError)), None)
+        raise down or NoVerdicts(f"no verdict for any of {len(rows)} rows; the first: {failed[0][1]}")
+    for row, verdict in failed[:SHOWN_FAILURES]:
+        print(f"warning: no verdict for {row['id']}: {verdict}", file=sys.stderr)
+    if len(failed) > SHOWN_FAILURES:
+        print(f"warning: ... and {len(failed) - SHOWN_FAILURES} more rows without a verdict", file=sys.stderr)
     return verdicts
+
+
+class NoVerdicts(RuntimeError):
+    """Every judgment failed: there is no agreement to report."""
 
 
 def main(
@@ -176,3 +198,6 @@ if __name__ == "__main__":
         # A missing model is a setup step, not a crash: say what to set, without a traceback.
         print(error, file=sys.stderr)
         sys.exit(2)
+    except (ProviderDownError, NoVerdicts) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)

@@ -39,6 +39,7 @@ The public API, one line a name (module: meaning):
     InvalidValueError          errors           a record or verdict does not fit the judge
     EpisodicStoreError         errors           the episodic store cannot be used as configured
     VerdictParseError          errors           no valid verdict after every retry (nothing is made up)
+    ProviderDownError          errors           the model provider failed alike several times in a row
 
 Also: `memalign_graph.evaluation` (the MemAlign protocol, metrics, results, plots), `memalign_graph.serving`
 (what `langgraph.json` serves), and the `memalign` command (`memalign_graph.cli`).
@@ -52,6 +53,7 @@ from memalign_graph.errors import (
     EpisodicStoreError,
     InvalidValueError,
     MemAlignError,
+    ProviderDownError,
     VerdictParseError,
 )
 from memalign_graph.feedback import Feedback
@@ -87,6 +89,7 @@ __all__ = [
     "MemAlignJudge",
     "MemoryThread",
     "Pairwise",
+    "ProviderDownError",
     "QdrantEpisodicStore",
     "Score",
     "SemanticMemoryReader",

@@ -31,3 +31,8 @@ class VerdictParseError(MemAlignError, RuntimeError):
 
 class EpisodicStoreError(MemAlignError, RuntimeError):
     """The episodic store cannot be used as configured (for example a dimension mismatch)."""
+
+
+class ProviderDownError(MemAlignError, RuntimeError):
+    """The model provider failed alike on several calls in a row (no connection, no answer in time, the
+    key or model refused); calls fail at once for a while instead of waiting out each timeout."""

@@ -33,6 +33,7 @@ from memalign_graph.errors import ConfigurationError
 from memalign_graph.model_calls import StructuredOutputError, check_keys, parse_json, raw_text
 from memalign_graph.per_loop import PerLoop
 from memalign_graph.prompts import JSON_ANSWER_INSTRUCTIONS
+from memalign_graph.provider_health import ProviderBreaker
 
 StructuredOutput = Literal["auto", "json_schema", "json_mode", "function_calling", "prompt"]
 METHODS: tuple[StructuredOutput, ...] = get_args(StructuredOutput)
@@ -67,7 +68,7 @@ class StructuredCalls:
     """Asks one chat model for JSON objects; holds the method in use and the runnables it built.
 
     Shared by everything that uses the same model object (`structured_calls`), so what one call learns
-    about the server (a refused method) every later call knows.
+    about the server (a refused method, a provider that is down) every later call knows.
     """
 
     def __init__(self, model: BaseChatModel, method: StructuredOutput = "auto") -> None:
@@ -79,6 +80,7 @@ class StructuredCalls:
         self._runnables: dict[tuple[StructuredOutput, str], Runnable[Any, Any]] = {}
         self._lock = threading.Lock()
         self._free_text = 0
+        self.provider = ProviderBreaker()
         self._loop_models: PerLoop[dict[str, Any]] | None = (
             PerLoop(self._open_loop_model, _close_loop_model) if _has_cached_async_client(model) else None
         )
@@ -86,14 +88,17 @@ class StructuredCalls:
     def invoke(self, schema: dict[str, Any], messages: Sequence[BaseMessage]) -> Answer:
         while True:
             method = self.method
+            self.provider.before_call()
             try:
                 result = self._runnable(method, schema, self.model).invoke(
                     _prompt(method, schema, messages), _config(method)
                 )
             except Exception as error:
+                self.provider.failed(error)
                 if self._moved_on(method, error):
                     continue
                 raise
+            self.provider.succeeded()
             answer = self._interpret(method, schema, result)
             if answer is not None:
                 return answer
@@ -102,13 +107,16 @@ class StructuredCalls:
         while True:
             method = self.method
             model, runnables = await self._loop_model()
+            self.provider.before_call()
             try:
                 runnable = self._runnable(method, schema, model, runnables)
                 result = await runnable.ainvoke(_prompt(method, schema, messages), _config(method))
             except Exception as error:
+                self.provider.failed(error)
                 if self._moved_on(method, error):
                     continue
                 raise
+            self.provider.succeeded()
             answer = self._interpret(method, schema, result)
             if answer is not None:
                 return answer

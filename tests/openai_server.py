@@ -55,15 +55,23 @@ def request_kind(body: dict[str, Any]) -> str:
 
 @contextmanager
 def openai_compatible_server(
-    policy: Policy = scripted_policy, *, refuse: frozenset[str] = frozenset(), ignore_format: bool = False
+    policy: Policy = scripted_policy,
+    *,
+    refuse: frozenset[str] = frozenset(),
+    ignore_format: bool = False,
+    status: int | None = None,
 ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """Serve `/v1/chat/completions` until the block ends; yields the base URL and the requests seen."""
+    """Serve `/v1/chat/completions` until the block ends; yields the base URL and the requests seen.
+    With `status`, every request gets that HTTP error (401: the key refused, as a provider says it)."""
     requests: list[dict[str, Any]] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             requests.append(body)
+            if status is not None:
+                error = {"message": "Incorrect API key provided.", "type": "invalid_request_error"}
+                return self._send(status, {"error": error})
             fmt = request_format(body)
             if fmt in refuse:
                 field = "tools" if fmt == "tools" else "response_format.type"

@@ -24,7 +24,7 @@ from memalign_graph.cli.common import (
 )
 from memalign_graph.cli.terminal import safe_output
 from memalign_graph.config import debug_enabled
-from memalign_graph.errors import MemAlignError
+from memalign_graph.errors import MemAlignError, ProviderDownError
 
 DESCRIPTION = """MemAlign: align an LLM judge to your experts' feedback, from the terminal.
 
@@ -74,6 +74,9 @@ def _main(argv: Sequence[str] | None) -> int:
         return exit_request.code if isinstance(exit_request.code, int) else 0 if exit_request.code is None else 2
     try:
         return args.run(args)
+    except ProviderDownError as error:  # not the user's input: status 1, said once
+        print(f"memalign: error: {_message(error)}", file=sys.stderr)
+        return 1
     except (CliError, MemAlignError, ValueError, OSError) as error:
         _debug()
         print(f"memalign: error: {_message(error)}", file=sys.stderr)

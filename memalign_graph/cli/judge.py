@@ -25,6 +25,7 @@ from memalign_graph.cli.common import (
     resolve_spec,
 )
 from memalign_graph.cli.usage import price_options, prices_from, usage_line
+from memalign_graph.errors import ProviderDownError
 from memalign_graph.evaluation.datasets import LabeledExample
 from memalign_graph.evaluation.metrics import agreement_report
 
@@ -89,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
                         expected.append(example.value)
                         predicted.append(None if isinstance(verdict, Exception) else verdict["score"])
                 out.flush()
+                down = next((verdict for verdict in verdicts if isinstance(verdict, ProviderDownError)), None)
+                if down is not None and all(isinstance(verdict, Exception) for verdict in verdicts):
+                    raise down  # no row of this chunk got a verdict and the provider is down: stop here
     total = len(dataset.examples)
     seconds = time.perf_counter() - started
     print(
@@ -97,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     print(f"  {usage_line(tracker.total(), prices_from(args), judgments=total)}", file=sys.stderr)
-    if expected:
+    if expected and any(value is not None for value in predicted):  # no metric over zero verdicts
         report = agreement_report(spec.output, expected, predicted)
         quality = "undefined" if report["quality"] is None else f"{report['quality']:.3f}"
         print(
