@@ -54,6 +54,9 @@ class AlignmentContext(MemoryContext):
     close_call_similarity: float = 0.8
     keep_episodes: Literal["all", "mistakes"] = "all"
     distill: bool = True  # False: episodes only (an ablation); feedback stays pending for a later distillation
+    # Each draft guideline is judged against the feedback it cites (one more call per batch) and refused when
+    # it contradicts an expert's verdict there (memalign_graph.alignment.evidence).
+    check_evidence: bool = True
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ _RULES: dict[str, tuple[Any, ...]] = {
     "close_call_similarity": (float, 0.0, 1.0),
     "keep_episodes": (str, ("all", "mistakes")),
     "distill": (bool,),
+    "check_evidence": (bool,),
     "keep_confirmed_verdicts": (bool,),
 }
 

@@ -24,7 +24,8 @@ _RULE = re.compile(r"Answer (\S+) when the text mentions (\S+?)\.")
 FEEDBACK_PATTERN = re.compile(r'<feedback ref="(\d+)">(.*?)</feedback>', re.DOTALL)
 RATIONALE_PATTERN = re.compile(r"<expert_rationale>\n(.*?)\n</expert_rationale>", re.DOTALL)
 _EXPERT_VERDICT = re.compile(r"^Expert's verdict: (.+)$", re.MULTILINE)
-_KINDS = ("verdict", "distilled_guidelines", "guideline_comparison", "consolidated_guidelines")
+_KINDS = ("verdict", "distilled_guidelines", "guideline_comparison", "consolidated_guidelines", "evidence_check")
+_CHECK = re.compile(r'<check number="(\d+)">\nGuideline: (.*?)\n<example>\n(.*?)\n</example>', re.DOTALL)
 
 
 class FakeChatModel(BaseChatModel):
@@ -86,6 +87,8 @@ class FakeChatModel(BaseChatModel):
             return json.dumps(distill_rationales(system + "\n" + user))
         if kind == "guideline_comparison":
             return json.dumps(compare_literally(user))
+        if kind == "evidence_check":
+            return json.dumps(apply_guidelines_literally(user))
         return json.dumps({"guidelines": []})
 
 
@@ -126,6 +129,17 @@ def distill_rationales(prompt: str) -> dict[str, Any]:
         if rationale:
             guidelines.append({"text": rationale[1].strip(), "sources": [int(ref)]})
     return {"guidelines": guidelines}
+
+
+def apply_guidelines_literally(prompt: str) -> dict[str, Any]:
+    """The evidence check as a literal reader does it: a guideline "Answer X when the text mentions Y."
+    implies X for an example that mentions Y, and decides nothing otherwise."""
+    verdicts = []
+    for number, guideline, example in _CHECK.findall(prompt):
+        rule = _RULE.search(guideline)
+        applies = rule is not None and rule[2].lower() in example.lower()
+        verdicts.append({"check": int(number), "verdict": typed(rule[1]) if rule and applies else None})
+    return {"verdicts": verdicts}
 
 
 def compare_literally(prompt: str) -> dict[str, Any]:

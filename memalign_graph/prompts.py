@@ -91,3 +91,23 @@ belongs in exactly one replaces list. Never change the judge's criterion or verd
 
 CONSOLIDATE_USER_PROMPT = """Guidelines (most supported first):
 {guidelines}"""
+
+EVIDENCE_SYSTEM_PROMPT = """You check proposed guidelines for an evaluation judge named {judge} before they are used.
+
+The judge's criterion: {instructions}
+Its verdicts are {value_description}.
+
+{data_notice}
+
+For each numbered check below, apply ONLY that check's guideline to that check's example, as a literal
+reader would, ignoring the criterion's other considerations and your own opinion. Give the verdict the
+guideline alone implies for the example, or null when the guideline does not decide it."""
+
+EVIDENCE_USER_PROMPT = """{checks}"""
+
+EVIDENCE_CHECK_TEMPLATE = """<check number="{number}">
+Guideline: {guideline}
+<example>
+{fields}
+</example>
+</check>"""

@@ -27,6 +27,7 @@ from pydantic import ConfigDict, PrivateAttr
 
 from memalign_graph.fake_model import (  # noqa: F401 - FEEDBACK_PATTERN is re-exported for tests
     FEEDBACK_PATTERN,
+    apply_guidelines_literally,
     compare_literally,
     distill_rationales,
     learned_rule,
@@ -63,12 +64,13 @@ literal_comparison = compare_literally
 def _prompt_kind(messages: list[BaseMessage]) -> str:
     """Which prompt this is, from the schema title the JSON fallback writes into it."""
     text = "\n".join(str(message.content) for message in messages)
-    titles = ("verdict", "distilled_guidelines", "guideline_comparison", "consolidated_guidelines")
+    titles = ("verdict", "distilled_guidelines", "guideline_comparison", "consolidated_guidelines", "evidence_check")
     return next((title for title in titles if f'"title": "{title}"' in text), "verdict")
 
 
 class ScriptedChatModel(BaseChatModel):
-    """A chat model that answers by prompt kind (verdict, distillation, close call, consolidation); records calls.
+    """A chat model that answers by prompt kind (verdict, distillation, close call, consolidation, evidence
+    check); records calls.
 
     Each kind takes a callable of the prompt text, or a list of scripted answers used in order (an
     `Exception` in the list is raised, a `str` is returned as raw text). `structured=False` makes it a
@@ -81,6 +83,7 @@ class ScriptedChatModel(BaseChatModel):
     distill: Callable[[str], dict[str, Any]] | list[Answer] = rationale_distiller
     close_call: Callable[[str], dict[str, Any]] | list[Answer] = lambda prompt: literal_comparison(prompt)
     consolidate: Callable[[str], dict[str, Any]] | list[Answer] = lambda prompt: {"guidelines": []}
+    evidence: Callable[[str], dict[str, Any]] | list[Answer] = apply_guidelines_literally
     structured: bool = True
     latency_s: float = 0.0
     gather: int = 0  # the first `gather` calls of `gather_kind` wait until that many are in flight (no clock)
@@ -208,6 +211,7 @@ class ScriptedChatModel(BaseChatModel):
             "distilled_guidelines": self.distill,
             "guideline_comparison": self.close_call,
             "consolidated_guidelines": self.consolidate,
+            "evidence_check": self.evidence,
         }[kind]
         if isinstance(script, list):
             with self._lock:

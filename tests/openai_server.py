@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from fakes import learned_rule_policy, literal_comparison, rationale_distiller
+from fakes import apply_guidelines_literally, learned_rule_policy, literal_comparison, rationale_distiller
 
 Policy = Callable[[str, list[dict[str, Any]]], dict[str, Any]]
 
@@ -30,10 +30,12 @@ def scripted_policy(kind: str, messages: list[dict[str, Any]]) -> dict[str, Any]
         return rationale_distiller(system + "\n" + user)
     if kind == "guideline_comparison":
         return literal_comparison(system + "\n" + user)
+    if kind == "evidence_check":
+        return apply_guidelines_literally(user)
     return {"guidelines": []}
 
 
-KINDS = ("verdict", "distilled_guidelines", "guideline_comparison", "consolidated_guidelines")
+KINDS = ("verdict", "distilled_guidelines", "guideline_comparison", "consolidated_guidelines", "evidence_check")
 
 
 def request_format(body: dict[str, Any]) -> str:

@@ -41,7 +41,7 @@ def test_alignment_is_accounted_by_stage(judge: MemAlignJudge) -> None:
     stages = tracker.by_stage()
     assert set(ALIGNMENT_STAGES) <= set(stages)  # every node timed
     assert all(stages[stage].seconds > 0 for stage in ALIGNMENT_STAGES)
-    assert stages["distill"].calls == 1  # one batch of 6 (batch size 8)
+    assert stages["distill"].calls == 2  # one batch of 6 (batch size 8): distilled, then its drafts checked
     assert stages["distill"].input_tokens > 0 and stages["distill"].output_tokens > 0
     assert stages["validate"].calls == stages["write_memory"].calls == 0
     assert tracker.total().calls == sum(usage.calls for usage in stages.values())

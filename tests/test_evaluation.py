@@ -96,8 +96,9 @@ def test_protocol_learning_curves_with_ablations_and_accounting(halueval, tmp_pa
 
     full = runs[(0, "both-both", 10)]
     assert full["train"]["n"] == 10 and full["feedback_given"] == 10 and full["guidelines"] > 0
-    assert full["alignment"]["stages"]["distill"]["calls"] == 1  # the 8 new feedback items fit one batch
-    assert full["alignment"]["cumulative"]["calls"] == 2
+    # the 8 new feedback items fit one batch: one distillation call, one evidence check of its drafts
+    assert full["alignment"]["stages"]["distill"]["calls"] == 2
+    assert full["alignment"]["cumulative"]["calls"] == 4
     per_judgment = full["judging"]["per_judgment"]
     assert per_judgment["calls"] == 1 and per_judgment["input_tokens"] > 0 and per_judgment["seconds"] > 0
     usage = full["judging"]["usage"]

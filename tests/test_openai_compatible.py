@@ -20,6 +20,8 @@ def test_judge_and_align_through_an_openai_compatible_server(monkeypatch: pytest
     def policy(kind: str, messages: list[dict]) -> dict:
         if kind == "verdict":
             return {"rationale": "Adequate.", "value": 4}
+        if kind == "evidence_check":
+            return {"verdicts": [{"check": 1, "verdict": 5}]}  # the guideline agrees with the expert's 5
         return {"guidelines": [{"text": "Reward concise answers.", "feedback_ids": ["f1"]}]}
 
     with openai_compatible_server(policy) as (base_url, requests):

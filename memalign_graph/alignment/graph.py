@@ -1,6 +1,7 @@
 """The alignment graph: feedback -> memory. No weights change; only the two memories do.
 
-START -> validate -> distill (one Send per batch, in parallel) -> dedupe -> write_memory -> END
+START -> validate -> distill (one Send per batch, in parallel; each draft checked against the feedback it
+cites) -> dedupe -> write_memory -> END
 
 The graph's checkpointed state on the judge's memory thread *is* semantic memory: the guidelines and
 the ledger of feedback they came from (see `memalign_graph.memory.ledger`). This module only wires the
@@ -24,6 +25,7 @@ from langgraph.types import Send
 
 from memalign_graph.alignment.dedupe import consolidate, merge_drafts
 from memalign_graph.alignment.distill import distill_batch, distill_messages
+from memalign_graph.alignment.evidence import check_evidence
 from memalign_graph.alignment.plan import Planned, plan_alignment, plan_restore
 from memalign_graph.alignment.state import (
     AlignmentInput,
@@ -160,6 +162,17 @@ def build_alignment_graph(
         shown = select_guidelines(rank_guidelines(planned_guidelines(state).values()), context.guideline_token_budget)
         messages = distill_messages(resources.spec, batch, shown, field_token_budget=context.field_token_budget)
         outcome = distill_batch(resources.calls, messages, task["batch"], attempts=context.max_distill_attempts)
+        if isinstance(outcome, tuple) and context.check_evidence and outcome[0]:
+            checked = check_evidence(
+                resources.calls,
+                resources.spec,
+                outcome[0],
+                state["records"],
+                task["batch"],
+                field_token_budget=context.field_token_budget,
+                attempts=context.max_distill_attempts,
+            )
+            outcome = (checked[0], [*outcome[1], *checked[1]]) if isinstance(checked, tuple) else checked
         if not isinstance(outcome, tuple):
             return {"failures": [outcome]}
         drafts, dropped = outcome
