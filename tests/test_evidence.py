@@ -7,11 +7,10 @@ value was False became a guideline and flipped 10 of 10 later verdicts of an ins
 
 from __future__ import annotations
 
+from fakes import ScriptedChatModel, learned_rule_policy
 from memalign_graph import AlignmentContext, Boolean, Feedback, JudgeSpec, Score
 from memalign_graph.alignment import describe_distillation
 from memalign_graph.alignment.evidence import refuse_contradicted
-
-from fakes import ScriptedChatModel, learned_rule_policy
 
 SPEC = JudgeSpec(name="helpful", instructions="Is the reply helpful?", output=Boolean())
 LATER = [{"inputs": f"question {n}", "outputs": f"our reply number {n}"} for n in range(10)]
