@@ -209,7 +209,7 @@ def running_qdrant_rest(api_key: str | None = None) -> Iterator[str]:
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name="qdrant-rest-double")
     thread.start()
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 300  # a bound on a start that hangs, not a timing assumption
         while not server.started:
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the Qdrant REST double did not start")

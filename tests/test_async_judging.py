@@ -29,7 +29,7 @@ def threads_left_since(before: set[int | None]) -> list[threading.Thread]:
     """Threads started since `before` that do not end: a closed aiosqlite thread ends moments after close."""
     started = [thread for thread in threading.enumerate() if thread.ident not in before]
     for thread in started:
-        thread.join(timeout=5)
+        thread.join(timeout=120)  # a bound only: a thread that never ends fails the test instead of hanging it
     return [thread for thread in started if thread.is_alive()]
 
 
@@ -109,17 +109,23 @@ def test_concurrent_reads_share_memory_queries_but_never_an_answer_older_than_th
     probe = SharedProbe()
     queries: list[int] = []
 
+    answer = asyncio.Event()  # queries stay in flight until every reader has asked: no timing involved
+
     async def latest_id() -> str:
         queries.append(1)
         number = str(len(queries))
-        await asyncio.sleep(0.01)
+        await answer.wait()
         return number
 
     async def main() -> tuple[str | None, list[str | None]]:
         first = asyncio.create_task(probe.ask(latest_id))
-        await asyncio.sleep(0)  # the first query is in flight: later arrivals may not reuse it
-        later = await asyncio.gather(*(probe.ask(latest_id) for _ in range(20)))
-        return await first, later
+        while not queries:  # the first query is in flight: later arrivals may not reuse it
+            await asyncio.sleep(0)
+        later = [asyncio.create_task(probe.ask(latest_id)) for _ in range(20)]
+        for _ in range(3):  # every later reader runs until it waits for the first query: each has asked
+            await asyncio.sleep(0)
+        answer.set()
+        return await first, list(await asyncio.gather(*later))
 
     first, later = asyncio.run(main())
     assert first == "1" and later == ["2"] * 20

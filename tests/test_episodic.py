@@ -203,12 +203,13 @@ def test_a_path_held_by_another_process_is_a_clear_error(tmp_path: Path) -> None
         [
             sys.executable,
             "-c",
-            "import sys, time\nfrom qdrant_client import QdrantClient\n"
-            f"c = QdrantClient(path={str(tmp_path / 'q')!r})\nprint('ready', flush=True)\ntime.sleep(30)\n",
+            "import sys\nfrom qdrant_client import QdrantClient\n"
+            f"c = QdrantClient(path={str(tmp_path / 'q')!r})\nprint('ready', flush=True)\nsys.stdin.readline()\n",
         ],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-    )
+    )  # it holds the path until told to go (a line on its stdin), however slow the machine
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
         with pytest.raises(EpisodicStoreError, match=str(tmp_path / "q")):
@@ -249,10 +250,10 @@ def sockets() -> int:
 
 
 def settled(expected: int) -> int:
-    """The socket count once the double's thread has closed its ends of closed connections."""
-    for _ in range(100):
-        if sockets() <= expected:
-            break
+    """The socket count once the double's thread has closed its ends of closed connections (it does so on
+    its own schedule: look until it has, with a bound only so a leak fails instead of hanging)."""
+    deadline = time.monotonic() + 120
+    while sockets() > expected and time.monotonic() < deadline:
         time.sleep(0.02)
     return sockets()
 
