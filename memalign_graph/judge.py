@@ -14,7 +14,7 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
-from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from memalign_graph.alignment import create_alignment_graph
@@ -30,8 +30,9 @@ from memalign_graph.context import DEFAULT_MAX_CONCURRENCY, DEFAULT_NAMESPACE, A
 from memalign_graph.errors import InvalidValueError
 from memalign_graph.feedback import Feedback
 from memalign_graph.feedback_graph import create_feedback_graph, delete_review_threads
-from memalign_graph.judging import create_judge_graph
-from memalign_graph.judging.state import JudgeInput
+from memalign_graph.judging.graph import build_judge_graph
+from memalign_graph.judging.node import judge_node
+from memalign_graph.judging.state import JudgeInput, JudgeState
 from memalign_graph.memory.async_savers import async_twin
 from memalign_graph.memory.consistency import ConsistencyReport, check, repair_episodes
 from memalign_graph.memory.episodic import EpisodicStore
@@ -41,6 +42,7 @@ from memalign_graph.memory.reader import CheckpointSemanticMemory
 from memalign_graph.memory.semantic import MemoryVersion
 from memalign_graph.memory.transfer import export_memory, import_memory
 from memalign_graph.records import AlignmentReport, Guideline, Verdict
+from memalign_graph.resources import Resources, fixed
 from memalign_graph.spec import JudgeSpec, check_identifier
 from memalign_graph.structured_output import StructuredOutput
 
@@ -120,15 +122,16 @@ class MemAlignJudge:
         )
         self.thread_id = self.memory.thread_id
         self.semantic_memory = reader
-        self.judge_graph = create_judge_graph(
-            self.model,
+        self._resources = Resources(
             spec=spec,
+            model=self.model,
             embeddings=self.embeddings,
             episodic_store=self.episodic_store,
             semantic_memory=reader,
             namespace=namespace,
             structured_output=self.structured_output,
         )
+        self.judge_graph = build_judge_graph(fixed(self._resources), name=f"judge:{spec.name}")
         self.feedback_graph = create_feedback_graph(
             self.model,
             spec=spec,
@@ -290,23 +293,27 @@ class MemAlignJudge:
         outputs_key: str | None = "outputs",
         expectations_key: str | None = None,
         verdict_key: str = "verdict",
-    ) -> RunnableLambda[dict[str, Any], dict[str, Any]]:
-        """A node for a user's `StateGraph`: reads the mapped keys, writes the verdict under `verdict_key`."""
+    ) -> Runnable[dict[str, Any], dict[str, Any]]:
+        """A node for a user's `StateGraph`: reads the mapped keys, writes the verdict under `verdict_key`.
 
-        def pick(state: dict[str, Any]) -> JudgeInput:
-            return _example(
-                state[inputs_key],
-                state.get(outputs_key) if outputs_key else None,
-                state.get(expectations_key) if expectations_key else None,
-            )
-
-        def run(state: dict[str, Any]) -> dict[str, Any]:
-            return {verdict_key: self.judge(**pick(state))}
-
-        async def arun(state: dict[str, Any]) -> dict[str, Any]:
-            return {verdict_key: await self.ajudge(**pick(state))}
-
-        return RunnableLambda(run, afunc=arun, name=f"judge:{self.spec.name}")
+        The judging graph is a real subgraph of the node (`get_graph(xray=True)` draws its steps, a
+        parent's `stream(subgraphs=True)` shows each step's update); it runs in this judge's namespace
+        and settings, whatever the parent's context is.
+        """
+        graph = build_judge_graph(
+            fixed(self._resources),
+            name=f"judge:{self.spec.name}",
+            context=self.judge_context,
+            output_schema=JudgeState,
+        )
+        return judge_node(
+            graph,
+            inputs_key=inputs_key,
+            outputs_key=outputs_key,
+            expectations_key=expectations_key,
+            verdict_key=verdict_key,
+            name=f"judge:{self.spec.name}",
+        )
 
     # -- lifecycle -----------------------------------------------------------------------------
 
