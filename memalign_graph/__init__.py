@@ -31,6 +31,10 @@ The public API, one line a name (module: meaning):
     QdrantEpisodicStore        memory           episodic memory on Qdrant: a local path, in memory, or a server
     ServedMemory               memory.transfer  a LangGraph server's judge, for export and import
     MemAlignJudge              judge            the facade: stores from configuration, graphs bound to a namespace
+    create_memalign_evaluator  evaluators       an aligned judge as a LangSmith / openevals evaluator, in one call
+    create_async_memalign_evaluator  evaluators  the same for `langsmith.aevaluate` and async code
+    create_comparative_memalign_evaluator  evaluators  a pairwise judge for `langsmith.evaluate_comparative`
+    EvaluatorResult            evaluator_results  a verdict as LangSmith takes it: key, score (never a label), value
     resolve_chat_model         config           a chat model from an instance, a string or MEMALIGN_MODEL
     resolve_embeddings         config           embeddings from an instance, a string, MEMALIGN_EMBEDDINGS, or local
     local_minilm_embeddings    config           the offline all-MiniLM-L6-v2 the `local` extra ships
@@ -54,6 +58,12 @@ from memalign_graph.errors import (
     MemAlignError,
     VerdictParseError,
 )
+from memalign_graph.evaluator_results import EvaluatorResult
+from memalign_graph.evaluators import (
+    create_async_memalign_evaluator,
+    create_comparative_memalign_evaluator,
+    create_memalign_evaluator,
+)
 from memalign_graph.feedback import Feedback
 from memalign_graph.feedback_graph import ExpertReview, create_feedback_graph
 from memalign_graph.judge import MemAlignJudge
@@ -74,6 +84,7 @@ __all__ = [
     "CheckpointSemanticMemory",
     "ConfigurationError",
     "Episode",
+    "EvaluatorResult",
     "EpisodicStore",
     "EpisodicStoreError",
     "ExpertReview",
@@ -94,8 +105,11 @@ __all__ = [
     "Verdict",
     "VerdictParseError",
     "create_alignment_graph",
+    "create_async_memalign_evaluator",
+    "create_comparative_memalign_evaluator",
     "create_feedback_graph",
     "create_judge_graph",
+    "create_memalign_evaluator",
     "local_minilm_embeddings",
     "memory_thread_id",
     "resolve_chat_model",

@@ -28,11 +28,20 @@ from memalign_graph.config import (
 )
 from memalign_graph.context import DEFAULT_MAX_CONCURRENCY, DEFAULT_NAMESPACE, AlignmentContext, JudgeContext
 from memalign_graph.errors import InvalidValueError
+from memalign_graph.evaluator_results import (
+    AsyncEvaluator,
+    ComparativeEvaluator,
+    Evaluator,
+    LabelScores,
+    make_async_evaluator,
+    make_comparative_evaluator,
+    make_evaluator,
+)
 from memalign_graph.feedback import Feedback
 from memalign_graph.feedback_graph import create_feedback_graph, delete_review_threads
 from memalign_graph.judging.graph import build_judge_graph
 from memalign_graph.judging.node import judge_node
-from memalign_graph.judging.state import JudgeInput, JudgeState
+from memalign_graph.judging.state import JudgeInput
 from memalign_graph.memory.async_savers import async_twin
 from memalign_graph.memory.consistency import ConsistencyReport, check, repair_episodes
 from memalign_graph.memory.episodic import EpisodicStore
@@ -300,20 +309,35 @@ class MemAlignJudge:
         parent's `stream(subgraphs=True)` shows each step's update); it runs in this judge's namespace
         and settings, whatever the parent's context is.
         """
-        graph = build_judge_graph(
-            fixed(self._resources),
-            name=f"judge:{self.spec.name}",
-            context=self.judge_context,
-            output_schema=JudgeState,
-        )
         return judge_node(
-            graph,
+            self._resources,
+            self.judge_context,
             inputs_key=inputs_key,
             outputs_key=outputs_key,
             expectations_key=expectations_key,
             verdict_key=verdict_key,
-            name=f"judge:{self.spec.name}",
         )
+
+    # -- the judge in evaluation tools ---------------------------------------------------------
+
+    def as_evaluator(self, *, scores: LabelScores | None = None) -> Evaluator:
+        """An openevals / LangSmith evaluator `(*, inputs, outputs, reference_outputs=None)` over this judge.
+
+        It returns a valid `EvaluationResult` dict for every output type: a categorical or pairwise
+        label is its `value`, and `scores` (a label -> number map, e.g. `{"yes": 1, "no": 0}`) its score.
+        """
+        return make_evaluator(self, scores=scores)
+
+    def as_async_evaluator(self, *, scores: LabelScores | None = None) -> AsyncEvaluator:
+        """`as_evaluator` for `langsmith.aevaluate`: judgments await the model on the event loop."""
+        return make_async_evaluator(self, scores=scores)
+
+    def as_comparative_evaluator(
+        self, *, both_orders: bool = False, output_key: str | None = None
+    ) -> ComparativeEvaluator:
+        """A pairwise judge as a `langsmith.evaluate_comparative` evaluator; `both_orders` keeps only
+        verdicts that do not depend on which run is shown first."""
+        return make_comparative_evaluator(self, both_orders=both_orders, output_key=output_key)
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -14,20 +14,26 @@ from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableLambda, RunnableSequence
 
+from memalign_graph.context import JudgeContext
 from memalign_graph.errors import InvalidValueError
-from memalign_graph.judging.state import JudgeInput
+from memalign_graph.judging.graph import build_judge_graph
+from memalign_graph.judging.state import JudgeInput, JudgeState
+from memalign_graph.resources import Resources, fixed
 
 
 def judge_node(
-    graph: Runnable[Any, Any],
+    resources: Resources,
+    context: JudgeContext,
     *,
     inputs_key: str,
     outputs_key: str | None,
     expectations_key: str | None,
     verdict_key: str,
-    name: str,
 ) -> Runnable[dict[str, Any], dict[str, Any]]:
-    """Wrap a judging graph compiled with every step's update visible (`output_schema=JudgeState`)."""
+    """The judging graph over these resources and settings as a node reading and writing the given keys."""
+    name = f"judge:{resources.spec.name}"
+    # Every step's update visible (a subgraph's updates are filtered to its output schema), settings fixed.
+    graph = build_judge_graph(fixed(resources), name=name, context=context, output_schema=JudgeState)
 
     def pick(state: dict[str, Any]) -> JudgeInput:
         if inputs_key not in state:
