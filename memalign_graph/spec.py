@@ -45,15 +45,13 @@ class Boolean(_OutputType):
     def validate_value(self, value: Any, *, field: str = "value") -> bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, (int, float)) and value in (0, 1):
-            return bool(value)  # thumbs up/down as LangSmith and MLflow store them
         if isinstance(value, str):
             word = value.strip().lower()
             if word in {"true", "yes", "pass"}:
                 return True
             if word in {"false", "no", "fail"}:
                 return False
-        raise InvalidValueError(f"{field}: expected true or false (or 1/0) for a boolean judge, got {value!r}.")
+        raise InvalidValueError(f"{field}: expected true or false for a boolean judge, got {value!r}.")
 
     def json_schema(self) -> dict[str, Any]:
         return {"type": "boolean"}

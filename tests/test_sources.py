@@ -150,6 +150,7 @@ def test_langsmith_feedback_and_corrections_become_feedback(make_judge) -> None:
         ids = seeded_project(double)
         client = Client(api_url=double.url, api_key="unused")
         feedback = {f.id: f for f in from_langsmith(client, project_name="support-bot", feedback_key="polite")}
+        fitted = from_langsmith(client, project_name="support-bot", feedback_key="polite", spec=POLITE)
         assert set(feedback) == {f"langsmith:{ids['human']}", f"langsmith:{ids['corrected']}"}
         human, corrected = feedback[f"langsmith:{ids['human']}"], feedback[f"langsmith:{ids['corrected']}"]
         assert (human.inputs, human.value, human.rationale, human.judge_verdict) == (
@@ -161,9 +162,12 @@ def test_langsmith_feedback_and_corrections_become_feedback(make_judge) -> None:
         assert (corrected.value, corrected.rationale, corrected.judge_verdict) == (1, "warm enough", 0)
 
         judge = make_judge(POLITE)
-        report = judge.align(feedback.values())
+        with pytest.raises(InvalidValueError, match="expected true or false"):  # 1/0 is no boolean by itself
+            judge.align(feedback.values())
+        assert {(f.value, f.judge_verdict) for f in fitted} == {(False, True), (True, False)}
+        report = judge.align(fitted)
         assert len(report["added"]) == 2 and judge.memory.ledger()[human.id]["judge_was_wrong"] is True
-        again = from_langsmith(client, project_name="support-bot", feedback_key="polite")
+        again = from_langsmith(client, project_name="support-bot", feedback_key="polite", spec=POLITE)
         assert judge.align(again)["added"] == []  # importing twice changes nothing
 
         verdict = judge.judge(inputs={"question": "refund?"}, outputs={"answer": "Done. Cold reply."})

@@ -18,7 +18,7 @@ from memalign_graph.errors import InvalidValueError
 from memalign_graph.evaluator_results import LabelScores
 from memalign_graph.feedback import Feedback
 from memalign_graph.records import Verdict, as_feedback
-from memalign_graph.spec import JudgeSpec
+from memalign_graph.spec import Boolean, JudgeSpec
 
 if TYPE_CHECKING:
     from langsmith import Client
@@ -41,7 +41,8 @@ def from_langsmith(
     """Feedback from the root runs of a tracing project, or of every experiment on a dataset, that have
     feedback with key `feedback_key`; one feedback per expert's row (id `langsmith:<feedback id>`).
 
-    With `spec`, only the fields that judge reads are kept.
+    With `spec`, only the fields that judge reads are kept, and for a boolean judge a score of 1 or 0
+    (a thumbs up or down) is true or false.
     """
     if (project_name is None) == (dataset_name is None):
         raise InvalidValueError(
@@ -74,11 +75,13 @@ def from_langsmith(
         }
         if spec is not None:
             fields = {name: value for name, value in fields.items() if name in spec.fields}
-        feedback.extend(_run_feedback(run, rows.get(str(run.id), []), fields))
+        feedback.extend(_run_feedback(run, rows.get(str(run.id), []), fields, spec))
     return feedback
 
 
-def _run_feedback(run: Run, rows: list[LangSmithFeedback], fields: Mapping[str, Any]) -> list[Feedback]:
+def _run_feedback(
+    run: Run, rows: list[LangSmithFeedback], fields: Mapping[str, Any], spec: JudgeSpec | None
+) -> list[Feedback]:
     by_model = sorted((r for r in rows if _source(r) == MODEL_SOURCE), key=lambda r: str(r.modified_at or ""))
     judge_verdict = _value(by_model[-1]) if by_model else None
     found = []
@@ -98,9 +101,9 @@ def _run_feedback(run: Run, rows: list[LangSmithFeedback], fields: Mapping[str, 
         record = {
             **fields,
             "id": f"langsmith:{row.id}",
-            "value": value,
+            "value": _fitted(value, spec),
             "rationale": rationale,
-            "judge_verdict": verdict,
+            "judge_verdict": _fitted(verdict, spec),
         }
         found.append(as_feedback(record, where=f"langsmith run {run.id} feedback {row.id}"))
     return found
@@ -140,6 +143,13 @@ def to_langsmith(
         source_info={name: metadata.get(name) for name in ("judge", "namespace", "guideline_ids", "episode_ids")},
     )
     return created.id
+
+
+def _fitted(value: Any, spec: JudgeSpec | None) -> Any:
+    """A thumbs up/down (score 1 or 0) as the true/false a boolean judge takes; anything else as it is."""
+    if spec is not None and isinstance(spec.output, Boolean) and type(value) in (int, float) and value in (0, 1):
+        return bool(value)
+    return value
 
 
 def _value(row: LangSmithFeedback) -> Any:
