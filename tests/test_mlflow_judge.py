@@ -18,7 +18,7 @@ from mlflow.genai.judges import make_judge
 from mlflow.genai.judges.optimizers import MemAlignOptimizer
 from mlflow.genai.judges.optimizers.memalign.utils import Guideline as MlflowGuideline
 
-from fakes import BagOfWordsEmbeddings, ScriptedChatModel
+from fakes import CountingEmbeddings, ScriptedChatModel
 from memalign_graph import Boolean, JudgeSpec, QdrantEpisodicStore
 from memalign_graph.sources import from_mlflow, import_mlflow_judge
 from openai_server import openai_compatible_server, scripted_policy
@@ -40,22 +40,6 @@ def mlflow_distiller(kind: str, messages: list[dict[str, Any]]) -> dict[str, Any
         if rationale and rationale.group(1):
             guidelines.append({"guideline_text": rationale.group(1), "source_trace_ids": [int(ref)]})
     return {"guidelines": guidelines}
-
-
-class CountingEmbeddings(BagOfWordsEmbeddings):
-    """Counts round trips: one per `embed_documents` or `embed_query` call, however many texts."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls = 0
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        self.calls += 1
-        return super().embed_documents(texts)
-
-    def embed_query(self, text: str) -> list[float]:
-        self.calls += 1
-        return super().embed_query(text)
 
 
 @pytest.fixture

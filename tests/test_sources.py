@@ -18,7 +18,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langsmith import Client
 from openevals.types import FewShotExample
 
-from fakes import ScriptedChatModel
+from fakes import CountingEmbeddings, ScriptedChatModel
 from langsmith_server import langsmith_double
 from memalign_graph import Boolean, Categorical, InvalidValueError, JudgeSpec, MemAlignJudge, QdrantEpisodicStore
 from memalign_graph.sources import from_langsmith, from_mlflow, from_openevals, to_langsmith
@@ -217,3 +217,55 @@ def test_the_mlflow_source_says_which_extra_is_missing(monkeypatch: pytest.Monke
     with pytest.raises(ConfigurationError, match=r"pip install 'memalign-graph\[mlflow\]'"):
         from_mlflow(experiment_ids=["1"], assessment_name="polite", tracking_uri=f"sqlite:///{tmp_path}/x.db")
     assert MemAlignJudge  # the facade itself needs neither extra
+
+
+# -- round trips: import -> align -> judge ---------------------------------------------------------
+
+
+def test_round_trips_of_import_align_judge(make_judge, tracking_uri: str) -> None:
+    """What each path costs in calls: the numbers the README gives (4 feedback, 2 with a rationale)."""
+    examples = [
+        FewShotExample(inputs=f"q{i}", outputs="a cold reply" if i % 2 else "sorry!", score=not i % 2, reasoning=None)
+        for i in range(4)
+    ]
+    examples[1]["reasoning"], examples[3]["reasoning"] = RULE, "Answer true when the text mentions sorry."
+    counts = {}
+    for source in ("openevals", "langsmith", "mlflow"):
+        model, embeddings = ScriptedChatModel(), CountingEmbeddings()
+        judge = make_judge(POLITE.model_copy(update={"name": f"polite-{source}"}), model=model, embeddings=embeddings)
+        requests = 0
+        if source == "openevals":
+            feedback = from_openevals(examples)
+        elif source == "langsmith":
+            with langsmith_double() as double:
+                project = double.add_project("bot")
+                for example in examples:
+                    run = double.add_run(project, {"q": example["inputs"]}, {"a": example["outputs"]})
+                    double.add_feedback(run, "polite", score=int(example["score"]), comment=example["reasoning"])
+                client = Client(api_url=double.url, api_key="unused")
+                feedback = from_langsmith(client, project_name="bot", feedback_key="polite", spec=POLITE)
+                requests = sum(1 for _, path in double.requests if path != "/info")
+        else:
+            exp = experiment()
+            for example in examples:
+                trace = mlflow_store.log_trace(exp, str(example["inputs"]), str(example["outputs"]))
+                source_of = mlflow_store.human()
+                mlflow_store.log_feedback(trace, "polite", example["score"], example["reasoning"], source_of)
+            feedback = from_mlflow(experiment_ids=[exp], assessment_name="polite", tracking_uri=tracking_uri)
+        report = judge.align(feedback)
+        aligned = (len(model.calls), embeddings.calls)
+        judge.judge(inputs="q9", outputs="a cold reply")
+        counts[source] = {
+            "import requests": requests,
+            "align": aligned,
+            "judge": (len(model.calls) - aligned[0], embeddings.calls - aligned[1]),
+        }
+        assert len(report["added"]) == 4 and len(judge.guidelines()) == 2
+    # align: 1 distillation call (one batch of 4), 1 embedding call for the episodes, 1 for the 2 guidelines;
+    # judge: 1 model call, 1 query embedding; LangSmith: read project, runs, feedback (and no examples to read)
+    expected = {"align": (1, 2), "judge": (1, 1)}
+    assert counts == {
+        "openevals": {"import requests": 0, **expected},
+        "langsmith": {"import requests": 3, **expected},
+        "mlflow": {"import requests": 0, **expected},
+    }
