@@ -45,7 +45,8 @@ The public API, one line a name (module: meaning):
     VerdictParseError          errors           no valid verdict after every retry (nothing is made up)
 
 Also: `memalign_graph.evaluation` (the MemAlign protocol, metrics, results, plots), `memalign_graph.serving`
-(what `langgraph.json` serves), and the `memalign` command (`memalign_graph.cli`).
+(what `langgraph.json` serves), `memalign_graph.sources` (feedback from MLflow, LangSmith and openevals,
+verdicts back to LangSmith, MLflow-aligned judges moved in), and the `memalign` command (`memalign_graph.cli`).
 """
 
 from memalign_graph.alignment import create_alignment_graph
