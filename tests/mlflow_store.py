@@ -1,22 +1,15 @@
-"""A real MLflow tracking store for the tests: a SQLite file, no server, nothing sent anywhere.
+"""Traces and assessments in a real MLflow tracking store for the tests: a SQLite file, no server.
 
-Import this module before mlflow: it switches off MLflow's telemetry and asynchronous trace export
-(a trace must be in the store before an assessment can be logged on it), and makes LiteLLM (which
-MLflow's MemAlign uses) read its bundled model price map instead of fetching one.
+conftest.py switches off MLflow's telemetry and asynchronous trace export (an assessment needs its trace
+in the store) before any test module imports mlflow.
 """
 
 from __future__ import annotations
 
-import os
+from typing import Any
 
-os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
-os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
-os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-
-from typing import Any  # noqa: E402
-
-import mlflow  # noqa: E402
-from mlflow.entities import AssessmentSource, AssessmentSourceType  # noqa: E402
+import mlflow
+from mlflow.entities import AssessmentSource, AssessmentSourceType
 
 
 def human(name: str = "alice@example.com") -> AssessmentSource:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import mlflow
-import mlflow_store  # noqa: I001 - before mlflow: no telemetry, synchronous trace export
 import pytest
 
+import mlflow_store
 from langsmith_server import langsmith_double
 from memalign_graph.cli import main
 

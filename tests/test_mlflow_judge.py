@@ -11,13 +11,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import mlflow
-import mlflow_store  # noqa: I001 - before mlflow: no telemetry, synchronous trace export
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from mlflow.genai.judges import make_judge
 from mlflow.genai.judges.optimizers import MemAlignOptimizer
 from mlflow.genai.judges.optimizers.memalign.utils import Guideline as MlflowGuideline
 
+import mlflow_store
 from fakes import CountingEmbeddings, ScriptedChatModel
 from memalign_graph import Boolean, JudgeSpec, QdrantEpisodicStore
 from memalign_graph.sources import from_mlflow, import_mlflow_judge

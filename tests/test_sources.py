@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import mlflow_store  # noqa: I001 - before mlflow: no telemetry, synchronous trace export
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langsmith import Client
 from openevals.types import FewShotExample
 
+import mlflow_store
 from fakes import CountingEmbeddings, ScriptedChatModel
 from langsmith_server import langsmith_double
 from memalign_graph import Boolean, Categorical, InvalidValueError, JudgeSpec, MemAlignJudge, QdrantEpisodicStore
