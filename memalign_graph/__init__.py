@@ -31,6 +31,10 @@ The public API, one line a name (module: meaning):
     QdrantEpisodicStore        memory           episodic memory on Qdrant: a local path, in memory, or a server
     ServedMemory               memory.transfer  a LangGraph server's judge, for export and import
     MemAlignJudge              judge            the facade: stores from configuration, graphs bound to a namespace
+    create_memalign_evaluator  evaluators       an aligned judge as a LangSmith / openevals evaluator, in one call
+    create_async_memalign_evaluator  evaluators  the same for `langsmith.aevaluate` and async code
+    create_comparative_memalign_evaluator  evaluators  a pairwise judge for `langsmith.evaluate_comparative`
+    EvaluatorResult            evaluator_results  a verdict as LangSmith takes it: key, score (never a label), value
     resolve_chat_model         config           a chat model from an instance, a string or MEMALIGN_MODEL
     resolve_embeddings         config           embeddings from an instance, a string, MEMALIGN_EMBEDDINGS, or local
     local_minilm_embeddings    config           the offline all-MiniLM-L6-v2 the `local` extra ships
@@ -42,7 +46,8 @@ The public API, one line a name (module: meaning):
     ProviderDownError          errors           the model provider failed alike several times in a row
 
 Also: `memalign_graph.evaluation` (the MemAlign protocol, metrics, results, plots), `memalign_graph.serving`
-(what `langgraph.json` serves), and the `memalign` command (`memalign_graph.cli`).
+(what `langgraph.json` serves), `memalign_graph.sources` (feedback from MLflow, LangSmith and openevals,
+verdicts back to LangSmith, MLflow-aligned judges moved in), and the `memalign` command (`memalign_graph.cli`).
 """
 
 from memalign_graph.alignment import create_alignment_graph
@@ -55,6 +60,12 @@ from memalign_graph.errors import (
     MemAlignError,
     ProviderDownError,
     VerdictParseError,
+)
+from memalign_graph.evaluator_results import EvaluatorResult
+from memalign_graph.evaluators import (
+    create_async_memalign_evaluator,
+    create_comparative_memalign_evaluator,
+    create_memalign_evaluator,
 )
 from memalign_graph.feedback import Feedback
 from memalign_graph.feedback_graph import ExpertReview, create_feedback_graph
@@ -76,6 +87,7 @@ __all__ = [
     "CheckpointSemanticMemory",
     "ConfigurationError",
     "Episode",
+    "EvaluatorResult",
     "EpisodicStore",
     "EpisodicStoreError",
     "ExpertReview",
@@ -97,8 +109,11 @@ __all__ = [
     "Verdict",
     "VerdictParseError",
     "create_alignment_graph",
+    "create_async_memalign_evaluator",
+    "create_comparative_memalign_evaluator",
     "create_feedback_graph",
     "create_judge_graph",
+    "create_memalign_evaluator",
     "local_minilm_embeddings",
     "memory_thread_id",
     "resolve_chat_model",

@@ -14,7 +14,7 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
-from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from memalign_graph.alignment import create_alignment_graph
@@ -29,9 +29,19 @@ from memalign_graph.config import (
 )
 from memalign_graph.context import DEFAULT_MAX_CONCURRENCY, DEFAULT_NAMESPACE, AlignmentContext, JudgeContext
 from memalign_graph.errors import InvalidValueError
+from memalign_graph.evaluator_results import (
+    AsyncEvaluator,
+    ComparativeEvaluator,
+    Evaluator,
+    LabelScores,
+    make_async_evaluator,
+    make_comparative_evaluator,
+    make_evaluator,
+)
 from memalign_graph.feedback import Feedback
 from memalign_graph.feedback_graph import create_feedback_graph, delete_review_threads
-from memalign_graph.judging import create_judge_graph
+from memalign_graph.judging.graph import build_judge_graph
+from memalign_graph.judging.node import judge_node
 from memalign_graph.judging.state import JudgeInput
 from memalign_graph.memory.async_savers import async_twin
 from memalign_graph.memory.consistency import ConsistencyReport, check, repair_episodes
@@ -42,6 +52,7 @@ from memalign_graph.memory.reader import CheckpointSemanticMemory
 from memalign_graph.memory.semantic import MemoryVersion
 from memalign_graph.memory.transfer import export_memory, import_memory
 from memalign_graph.records import AlignmentReport, Guideline, Verdict
+from memalign_graph.resources import Resources, fixed
 from memalign_graph.spec import JudgeSpec, check_identifier
 from memalign_graph.structured_output import StructuredOutput
 
@@ -121,15 +132,16 @@ class MemAlignJudge:
         )
         self.thread_id = self.memory.thread_id
         self.semantic_memory = reader
-        self.judge_graph = create_judge_graph(
-            self.model,
+        self._resources = Resources(
             spec=spec,
+            model=self.model,
             embeddings=self.embeddings,
             episodic_store=self.episodic_store,
             semantic_memory=reader,
             namespace=namespace,
             structured_output=self.structured_output,
         )
+        self.judge_graph = build_judge_graph(fixed(self._resources), name=f"judge:{spec.name}")
         self.feedback_graph = create_feedback_graph(
             self.model,
             spec=spec,
@@ -291,23 +303,42 @@ class MemAlignJudge:
         outputs_key: str | None = "outputs",
         expectations_key: str | None = None,
         verdict_key: str = "verdict",
-    ) -> RunnableLambda[dict[str, Any], dict[str, Any]]:
-        """A node for a user's `StateGraph`: reads the mapped keys, writes the verdict under `verdict_key`."""
+    ) -> Runnable[dict[str, Any], dict[str, Any]]:
+        """A node for a user's `StateGraph`: reads the mapped keys, writes the verdict under `verdict_key`.
 
-        def pick(state: dict[str, Any]) -> JudgeInput:
-            return _example(
-                state[inputs_key],
-                state.get(outputs_key) if outputs_key else None,
-                state.get(expectations_key) if expectations_key else None,
-            )
+        The judging graph is a real subgraph of the node (`get_graph(xray=True)` draws its steps, a
+        parent's `stream(subgraphs=True)` shows each step's update); it runs in this judge's namespace
+        and settings, whatever the parent's context is.
+        """
+        return judge_node(
+            self._resources,
+            self.judge_context,
+            inputs_key=inputs_key,
+            outputs_key=outputs_key,
+            expectations_key=expectations_key,
+            verdict_key=verdict_key,
+        )
 
-        def run(state: dict[str, Any]) -> dict[str, Any]:
-            return {verdict_key: self.judge(**pick(state))}
+    # -- the judge in evaluation tools ---------------------------------------------------------
 
-        async def arun(state: dict[str, Any]) -> dict[str, Any]:
-            return {verdict_key: await self.ajudge(**pick(state))}
+    def as_evaluator(self, *, scores: LabelScores | None = None) -> Evaluator:
+        """An openevals / LangSmith evaluator `(*, inputs, outputs, reference_outputs=None)` over this judge.
 
-        return RunnableLambda(run, afunc=arun, name=f"judge:{self.spec.name}")
+        It returns a valid `EvaluationResult` dict for every output type: a categorical or pairwise
+        label is its `value`, and `scores` (a label -> number map, e.g. `{"yes": 1, "no": 0}`) its score.
+        """
+        return make_evaluator(self, scores=scores)
+
+    def as_async_evaluator(self, *, scores: LabelScores | None = None) -> AsyncEvaluator:
+        """`as_evaluator` for `langsmith.aevaluate`: judgments await the model on the event loop."""
+        return make_async_evaluator(self, scores=scores)
+
+    def as_comparative_evaluator(
+        self, *, both_orders: bool = False, output_key: str | None = None
+    ) -> ComparativeEvaluator:
+        """A pairwise judge as a `langsmith.evaluate_comparative` evaluator; `both_orders` keeps only
+        verdicts that do not depend on which run is shown first."""
+        return make_comparative_evaluator(self, both_orders=both_orders, output_key=output_key)
 
     # -- lifecycle -----------------------------------------------------------------------------
 

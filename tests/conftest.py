@@ -18,6 +18,12 @@ from fakes import BagOfWordsEmbeddings, ScriptedChatModel
 from memalign_graph import Boolean, JudgeSpec, MemAlignJudge, QdrantEpisodicStore
 from memalign_graph.memory.savers import open_postgres_checkpointer
 
+# MLflow and LiteLLM for the integration tests, set before any test module imports them: no telemetry,
+# traces written synchronously (an assessment needs its trace in the store), LiteLLM's bundled price map.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
 
 @pytest.fixture
 def tone_spec() -> JudgeSpec:

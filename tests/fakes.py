@@ -258,6 +258,22 @@ class BagOfWordsEmbeddings(Embeddings):
         return [value / norm for value in vector]
 
 
+class CountingEmbeddings(BagOfWordsEmbeddings):
+    """Counts round trips: one per `embed_documents` or `embed_query` call, however many texts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.calls += 1
+        return super().embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        self.calls += 1
+        return super().embed_query(text)
+
+
 # -- appended for the evaluation protocol and accounting tests ---------------------------------------
 
 from memalign_graph.fake_model import FakeChatModel  # noqa: E402

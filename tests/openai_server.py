@@ -1,7 +1,8 @@
 """A tiny OpenAI-compatible chat server on 127.0.0.1, answering like the scripted fake.
 
 It lets the tests drive the real `langchain-openai` client (request building, structured output,
-response parsing) and the quick start's command line, with no network beyond loopback. It can behave
+response parsing), the quick start's command line, and MLflow's MemAlign through LiteLLM (chat and
+`/v1/embeddings`), with no network beyond loopback. It can behave
 like the servers users run: `refuse` some request formats the way llama.cpp's server refuses
 `json_schema` (an HTTP 500 naming `response_format`), or `ignore_format` and answer free text unless
 the prompt itself asks for JSON.
@@ -16,7 +17,13 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from fakes import apply_guidelines_literally, learned_rule_policy, literal_comparison, rationale_distiller
+from fakes import (
+    BagOfWordsEmbeddings,
+    apply_guidelines_literally,
+    learned_rule_policy,
+    literal_comparison,
+    rationale_distiller,
+)
 
 Policy = Callable[[str, list[dict[str, Any]]], dict[str, Any]]
 
@@ -55,6 +62,19 @@ def request_kind(body: dict[str, Any]) -> str:
     return named or next((kind for kind in KINDS if f'"title": "{kind}"' in text), "verdict")
 
 
+def embeddings_reply(body: dict[str, Any]) -> dict[str, Any]:
+    """`/v1/embeddings`: bag-of-words vectors (texts sharing words are close), as the fake embeddings give."""
+    texts = [body["input"]] if isinstance(body["input"], str) else list(body["input"])
+    vectors = BagOfWordsEmbeddings(dimensions=64).embed_documents([str(text) for text in texts])
+    data = [{"object": "embedding", "index": i, "embedding": vector} for i, vector in enumerate(vectors)]
+    return {
+        "object": "list",
+        "data": data,
+        "model": body.get("model"),
+        "usage": {"prompt_tokens": 1, "total_tokens": 1},
+    }
+
+
 @contextmanager
 def openai_compatible_server(
     policy: Policy = scripted_policy,
@@ -74,6 +94,8 @@ def openai_compatible_server(
             if status is not None:
                 error = {"message": "Incorrect API key provided.", "type": "invalid_request_error"}
                 return self._send(status, {"error": error})
+            if self.path.rstrip("/").endswith("/embeddings"):
+                return self._send(200, embeddings_reply(body))
             fmt = request_format(body)
             if fmt in refuse:
                 field = "tools" if fmt == "tools" else "response_format.type"

@@ -19,28 +19,34 @@ from memalign_graph.cli.common import (
     resolve_spec,
     save_spec,
 )
+from memalign_graph.cli.sources import EXAMPLES as SOURCE_EXAMPLES
+from memalign_graph.cli.sources import add_source_options, chosen_source, read_source
 from memalign_graph.cli.usage import price_options, prices_from, usage_line
 from memalign_graph.config import memory_home
 
-EXAMPLE = """example:
+EXAMPLE = f"""example:
   memalign align examples/data/halueval_sample.jsonl --spec examples/judges/halueval.yaml
   memalign align feedback.csv --judge support_tone --inputs question --outputs answer \\
       --value verdict --rationale why --model openai:gpt-4.1-mini
+{SOURCE_EXAMPLES}
 
 Rows already in memory with the same content are skipped, so running it again on the same file
-changes nothing. Each chunk of feedback becomes one version in `memalign memory history`."""
+changes nothing (feedback from MLflow or LangSmith keeps the id it has there, so the same holds).
+Each chunk of feedback becomes one version in `memalign memory history`."""
 
 
 def add_command(subcommands: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     parser = subcommands.add_parser(
         "align",
         parents=[*parents, price_options()],
-        help="align a judge on a file of expert feedback",
-        description="Align a judge on expert feedback read from JSONL, CSV or JSON (value and/or rationale per row).",
+        help="align a judge on expert feedback: a file, MLflow assessments or LangSmith feedback",
+        description="Align a judge on expert feedback read from JSONL, CSV or JSON (value and/or rationale per row), "
+        "or from MLflow trace assessments or LangSmith run feedback.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("file", help="feedback file (.jsonl, .csv, .json; see --format)")
+    parser.add_argument("file", nargs="?", help="feedback file (.jsonl, .csv, .json; see --format)")
+    add_source_options(parser)
     parser.add_argument("--chunk-size", type=int, default=16, help="feedback items per alignment run (default: 16)")
     parser.set_defaults(run=run)
 
@@ -48,9 +54,15 @@ def add_command(subcommands: argparse._SubParsersAction, parents: list[argparse.
 def run(args: argparse.Namespace) -> int:
     if args.chunk_size < 1:
         raise CliError(f"--chunk-size: {args.chunk_size} must be at least 1")
+    source = chosen_source(args)
     spec = resolve_spec(args, save=False)
-    dataset = read_dataset(args, spec, require="feedback")
-    feedback = [item for item in (example.feedback() for example in dataset.examples) if item is not None]
+    skipped = 0
+    if source is None:
+        dataset = read_dataset(args, spec, require="feedback")
+        feedback = [item for item in (example.feedback() for example in dataset.examples) if item is not None]
+        origin, skipped = str(args.file), len(dataset.skipped)
+    else:
+        feedback, origin = read_source(args, spec, source)
     model = resolve_model(args)
     embeddings = resolve_embedding_model(args)
     save_spec(memory_home(args.home), spec, args.namespace)
@@ -61,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
             report = align_in_chunks(judge, feedback, chunk_size=args.chunk_size, on_done=bar.update)
         guidelines = len(judge.guidelines())
     print(
-        f"aligned judge {spec.name!r} (namespace {args.namespace}) on {args.file}: {len(feedback)} feedback read"
-        + (f", {len(dataset.skipped)} rows skipped" if dataset.skipped else "")
+        f"aligned judge {spec.name!r} (namespace {args.namespace}) on {origin}: {len(feedback)} feedback read"
+        + (f", {skipped} rows skipped" if skipped else "")
     )
     print(
         f"  added {len(report['added'])}, updated {len(report['updated'])}, "

@@ -105,9 +105,23 @@ def create_judge_graph(
 
 
 def build_judge_graph(
-    resolve: ResourceResolver, *, context_schema: type[JudgeContext] = JudgeContext, name: str = "judge"
+    resolve: ResourceResolver,
+    *,
+    context_schema: type[JudgeContext] = JudgeContext,
+    name: str = "judge",
+    context: JudgeContext | None = None,
+    output_schema: type[Any] = JudgeOutput,
 ) -> JudgeGraph:
-    """The judging graph over resources resolved per run (see `create_judge_graph` for the usual form)."""
+    """The judging graph over resources resolved per run (see `create_judge_graph` for the usual form).
+
+    `context` fixes the per-run settings, whatever the run's own context is: a judge nested in a user's
+    graph inherits that graph's context, which is not the judge's. `output_schema=JudgeState` makes
+    every step's update visible to a parent's `stream(subgraphs=True)` (updates are filtered to the
+    output schema's keys).
+    """
+
+    def settings(runtime: Any) -> JudgeContext:
+        return context or runtime.context or JudgeContext()
 
     def retrieve(state: JudgeState) -> dict[str, Any]:
         """Fetch both memories: every guideline, and the k past examples nearest to this input."""
@@ -124,7 +138,7 @@ def build_judge_graph(
         """`retrieve` for async runs: the semantic read and the query embedding are awaited."""
         runtime = get_runtime()
         resources = await aresolve(resolve, runtime)
-        context, example = runtime.context or JudgeContext(), resources.spec.validate_record(state, where="input")
+        context, example = settings(runtime), resources.spec.validate_record(state, where="input")
         namespace = namespace_for(resources, context)
         snapshot = await semantic_memory_of(resources).aread(resources.spec.name, namespace)
         episodes = []
@@ -137,7 +151,7 @@ def build_judge_graph(
     def retrieval(state: JudgeState) -> tuple[JudgeContext, Resources, dict[str, Any]]:
         runtime = get_runtime()
         resources = resolve(runtime)
-        return runtime.context or JudgeContext(), resources, resources.spec.validate_record(state, where="input")
+        return settings(runtime), resources, resources.spec.validate_record(state, where="input")
 
     def retrieved(example: dict[str, Any], guidelines: list[Any], episodes: list[Any]) -> dict[str, Any]:
         return {
@@ -152,7 +166,7 @@ def build_judge_graph(
     def build_working_memory(state: JudgeState) -> dict[str, Any]:
         """Lay out the prompt within budget: instructions and guidelines first, examples last."""
         runtime = get_runtime()
-        context = runtime.context or JudgeContext()
+        context = settings(runtime)
         memory = build_judge_prompt(
             resolve(runtime).spec,
             state,
@@ -193,7 +207,7 @@ def build_judge_graph(
     def parse(state: JudgeState) -> dict[str, Any]:
         """Hold the answer to the output type; never turn a bad answer into a verdict."""
         runtime = get_runtime()
-        context = runtime.context or JudgeContext()
+        context = settings(runtime)
         resources = resolve(runtime)
         return parse_verdict(
             resources.spec,
@@ -205,7 +219,9 @@ def build_judge_graph(
     def after_parse(state: JudgeState) -> str:
         return "judge" if state.get("error") else END
 
-    builder = StateGraph(JudgeState, context_schema=context_schema, input_schema=JudgeInput, output_schema=JudgeOutput)
+    builder = StateGraph(
+        JudgeState, context_schema=context_schema, input_schema=JudgeInput, output_schema=output_schema
+    )
     builder.add_node("retrieve", node(retrieve, aretrieve))
     builder.add_node("build_working_memory", inline(build_working_memory))
     builder.add_node("judge", node(judge, ajudge), retry_policy=MODEL_RETRY)
