@@ -261,9 +261,10 @@ def test_round_trips_of_import_align_judge(make_judge, tracking_uri: str) -> Non
             "judge": (len(model.calls) - aligned[0], embeddings.calls - aligned[1]),
         }
         assert len(report["added"]) == 4 and len(judge.guidelines()) == 2
-    # align: 1 distillation call (one batch of 4), 1 embedding call for the episodes, 1 for the 2 guidelines;
-    # judge: 1 model call, 1 query embedding; LangSmith: read project, runs, feedback (and no examples to read)
-    expected = {"align": (1, 2), "judge": (1, 1)}
+    # align: 1 distillation call (one batch of 4) and 1 evidence check of its drafts, 1 embedding call for
+    # the episodes, 1 for the 2 guidelines; judge: 1 model call, 1 query embedding; LangSmith: read project,
+    # runs, feedback (and no examples to read)
+    expected = {"align": (2, 2), "judge": (1, 1)}
     assert counts == {
         "openevals": {"import requests": 0, **expected},
         "langsmith": {"import requests": 3, **expected},
