@@ -29,6 +29,7 @@ class JudgeContext(MemoryContext):
 
     k: int = 5
     max_parse_attempts: int = 3
+    exclude_self: bool = False  # retrieve around the judged example's own records (judging/leakage.py)
 
 
 @dataclass(frozen=True)

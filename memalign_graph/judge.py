@@ -7,10 +7,10 @@ feedback graph, export and import take the same locks and finish what a crash le
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
@@ -31,6 +31,7 @@ from memalign_graph.errors import InvalidValueError
 from memalign_graph.feedback import Feedback
 from memalign_graph.feedback_graph import create_feedback_graph, delete_review_threads
 from memalign_graph.judging import create_judge_graph
+from memalign_graph.judging.leakage import LeakageOptions, guard_input
 from memalign_graph.judging.state import JudgeInput
 from memalign_graph.memory.async_savers import async_twin
 from memalign_graph.memory.consistency import ConsistencyReport, check, repair_episodes
@@ -142,21 +143,32 @@ class MemAlignJudge:
 
     # -- judging -------------------------------------------------------------------------------
 
-    def judge(self, *, inputs: Any, outputs: Any = None, expectations: Any = None) -> Verdict:
-        """Judge one example with everything the judge has learned."""
-        result = self.judge_graph.invoke(_example(inputs, outputs, expectations), context=self.judge_context)
+    def judge(
+        self, *, inputs: Any, outputs: Any = None, expectations: Any = None, **leakage: Unpack[LeakageOptions]
+    ) -> Verdict:
+        """Judge one example with everything the judge has learned.
+
+        The leakage guard: `metadata["in_memory"]` lists the example's own records when memory holds it (by
+        `example_id=` or by content); `exclude_self=True` judges around them, `exclude_ids=[...]` around any.
+        """
+        example, context = self._guarded(_example(inputs, outputs, expectations), leakage)
+        result = self.judge_graph.invoke(example, context=context)
         verdict: Verdict = result["verdict"]
         return verdict
 
-    async def ajudge(self, *, inputs: Any, outputs: Any = None, expectations: Any = None) -> Verdict:
-        result = await self.judge_graph.ainvoke(_example(inputs, outputs, expectations), context=self.judge_context)
+    async def ajudge(
+        self, *, inputs: Any, outputs: Any = None, expectations: Any = None, **leakage: Unpack[LeakageOptions]
+    ) -> Verdict:
+        example, context = self._guarded(_example(inputs, outputs, expectations), leakage)
+        result = await self.judge_graph.ainvoke(example, context=context)
         verdict: Verdict = result["verdict"]
         return verdict
 
     def batch(
         self, examples: Sequence[dict[str, Any]], *, max_concurrency: int | None = None, return_exceptions: bool = False
     ) -> list[Verdict | Exception]:
-        """Judge many examples with bounded concurrency; each is a dict of inputs/outputs/expectations.
+        """Judge many examples with bounded concurrency; each is a dict of inputs/outputs/expectations (and
+        `example_id`, `exclude_ids`, `exclude_self` for the leakage guard, as `judge` takes them).
 
         With `return_exceptions=True` an example that gets no verdict yields its exception in place,
         so one bad answer does not discard the verdicts already paid for.
@@ -165,7 +177,7 @@ class MemAlignJudge:
         results = self.judge_graph.batch(
             _examples(examples),
             config,
-            context=self.judge_context,
+            context=self._batch_context(examples),
             return_exceptions=return_exceptions,
         )
         return [result if isinstance(result, Exception) else result["verdict"] for result in results]
@@ -179,10 +191,23 @@ class MemAlignJudge:
         results = await self.judge_graph.abatch(
             _examples(examples),
             config,
-            context=self.judge_context,
+            context=self._batch_context(examples),
             return_exceptions=return_exceptions,
         )
         return [result if isinstance(result, Exception) else result["verdict"] for result in results]
+
+    def _guarded(self, example: JudgeInput, leakage: Mapping[str, Any]) -> tuple[JudgeInput, JudgeContext]:
+        """The example with its leakage-guard keys, and the run's context (exclude_self per call)."""
+        guarded, exclude_self = guard_input(example, leakage)
+        if exclude_self is None or exclude_self == self.judge_context.exclude_self:
+            return guarded, self.judge_context
+        return guarded, replace(self.judge_context, exclude_self=exclude_self)
+
+    def _batch_context(self, examples: Sequence[dict[str, Any]]) -> JudgeContext:
+        chosen = {item.get("exclude_self") for item in examples} - {None}
+        if len(chosen) > 1:
+            raise InvalidValueError("examples: exclude_self differs between examples; judge them in two batches.")
+        return self._guarded(JudgeInput(), {"exclude_self": chosen.pop()} if chosen else {})[1]
 
     # -- alignment and forgetting --------------------------------------------------------------
 
@@ -351,11 +376,15 @@ def _ids(ids: Iterable[str], *, field: str) -> list[str]:
 
 
 def _examples(examples: Sequence[dict[str, Any]]) -> list[JudgeInput]:
-    allowed = {"inputs", "outputs", "expectations"}
+    allowed = {"inputs", "outputs", "expectations", *LeakageOptions.__annotations__}
     for index, item in enumerate(examples):
         extra = sorted(set(item) - allowed)
         if extra:
             raise InvalidValueError(
-                f"examples[{index}]: unknown keys {extra}; an example has only inputs, outputs and expectations."
+                f"examples[{index}]: unknown keys {extra}; an example has only inputs, outputs and expectations "
+                "(and example_id, exclude_ids, exclude_self)."
             )
-    return [_example(**item) for item in examples]
+    return [
+        guard_input(_example(item.get("inputs"), item.get("outputs"), item.get("expectations")), item)[0]
+        for item in examples
+    ]

@@ -108,6 +108,8 @@ class VerdictMetadata(TypedDict):
     episode_ids: list[str]
     attempts: int
     structured_output: str  # how the model was asked for JSON (memalign_graph.structured_output)
+    in_memory: list[str]  # ids of this very example's records in memory: its own answer was within reach
+    excluded_ids: list[str]  # feedback retrieval left out (exclude_ids, exclude_self)
 
 
 class Verdict(TypedDict):
