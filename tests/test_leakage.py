@@ -7,17 +7,23 @@ retrieved itself as its first episode, and nothing said so.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
 from memalign_graph import Categorical, Feedback, InvalidValueError, JudgeContext, JudgeSpec, MemAlignJudge
+from memalign_graph.cli import main
 from memalign_graph.fake_model import FakeChatModel, FakeEmbeddings
 from memalign_graph.judging.leakage import SelfCheck, content_id
 from memalign_graph.memory.qdrant_store import QdrantEpisodicStore
 
+ROOT = Path(__file__).resolve().parent.parent
+HALUEVAL = ROOT / "examples" / "data" / "halueval_sample.jsonl"
+HALUEVAL_SPEC = ROOT / "examples" / "judges" / "halueval.yaml"
 SPEC = JudgeSpec(name="halu", instructions="Does it hallucinate?", output=Categorical(labels=("yes", "no")))
 # The fake judge copies the expert's verdict of the nearest past example; with no example it says "yes".
 ROWS = [
@@ -168,3 +174,28 @@ def _episode(feedback_id: str, text: str) -> Any:
         "judge_was_wrong": None,
         "similarity": 1.0,
     }
+
+
+def test_the_command_warns_of_rows_in_memory_and_judges_around_them(tmp_path: Path, capsys) -> None:
+    home = ["--home", str(tmp_path / "home"), "--model", "fake", "--embeddings", "fake", "--no-progress"]
+    assert main(["align", str(HALUEVAL), "--spec", str(HALUEVAL_SPEC), *home]) == 0
+    capsys.readouterr()
+    assert (
+        main(["judge", str(HALUEVAL), "--judge", "halueval_hallucination", "-o", str(tmp_path / "v.jsonl"), *home]) == 0
+    )
+    err = capsys.readouterr().err
+    assert "exact_match 1.000" in err  # every row copied its own expert verdict ...
+    assert "warning: 40 of 40 rows are in judge halueval_hallucination's memory by id or content" in err  # ... said
+    rows = [json.loads(line) for line in (tmp_path / "v.jsonl").read_text().splitlines()]
+    assert all(row["verdict"]["metadata"]["in_memory"] == [row["id"]] for row in rows)
+
+    out = tmp_path / "v2.jsonl"
+    assert (
+        main(["judge", str(HALUEVAL), "--judge", "halueval_hallucination", "-o", str(out), "--exclude-self", *home])
+        == 0
+    )
+    err = capsys.readouterr().err
+    assert "warning" not in err and "--exclude-self judged them around their own records" in err
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert all(row["id"] not in row["verdict"]["metadata"]["episode_ids"] for row in rows)
+    assert "exact_match 1.000" not in err
