@@ -31,7 +31,7 @@ from memalign_graph.errors import InvalidValueError
 from memalign_graph.feedback import Feedback
 from memalign_graph.feedback_graph import create_feedback_graph, delete_review_threads
 from memalign_graph.judging import create_judge_graph
-from memalign_graph.judging.leakage import LeakageOptions, guard_input
+from memalign_graph.judging.leakage import LeakageOptions, batch_exclude_self, guard_input, guarded_context
 from memalign_graph.judging.state import JudgeInput
 from memalign_graph.memory.async_savers import async_twin
 from memalign_graph.memory.consistency import ConsistencyReport, check, repair_episodes
@@ -42,6 +42,7 @@ from memalign_graph.memory.reader import CheckpointSemanticMemory
 from memalign_graph.memory.semantic import MemoryVersion
 from memalign_graph.memory.transfer import export_memory, import_memory
 from memalign_graph.records import AlignmentReport, Guideline, Verdict
+from memalign_graph.regressions import checked_alignment
 from memalign_graph.spec import JudgeSpec, check_identifier
 from memalign_graph.structured_output import StructuredOutput
 
@@ -197,17 +198,11 @@ class MemAlignJudge:
         return [result if isinstance(result, Exception) else result["verdict"] for result in results]
 
     def _guarded(self, example: JudgeInput, leakage: Mapping[str, Any]) -> tuple[JudgeInput, JudgeContext]:
-        """The example with its leakage-guard keys, and the run's context (exclude_self per call)."""
         guarded, exclude_self = guard_input(example, leakage)
-        if exclude_self is None or exclude_self == self.judge_context.exclude_self:
-            return guarded, self.judge_context
-        return guarded, replace(self.judge_context, exclude_self=exclude_self)
+        return guarded, guarded_context(self.judge_context, exclude_self)
 
     def _batch_context(self, examples: Sequence[dict[str, Any]]) -> JudgeContext:
-        chosen = {item.get("exclude_self") for item in examples} - {None}
-        if len(chosen) > 1:
-            raise InvalidValueError("examples: exclude_self differs between examples; judge them in two batches.")
-        return self._guarded(JudgeInput(), {"exclude_self": chosen.pop()} if chosen else {})[1]
+        return guarded_context(self.judge_context, batch_exclude_self(examples))
 
     # -- alignment and forgetting --------------------------------------------------------------
 
@@ -218,13 +213,20 @@ class MemAlignJudge:
         forget: Iterable[str] = (),
         forget_guidelines: Iterable[str] = (),
         purge: bool = False,
+        check_regressions: bool = False,
     ) -> AlignmentReport:
         """Learn from feedback (and forget ids) in one alignment run; re-sending known feedback changes nothing
         and writes no version.
 
         An alignment that an earlier crash left unfinished is completed first, so no feedback it carried is
         lost. `purge=True` is the privacy deletion of the forgotten feedback (see `forget`).
+        `check_regressions=True` judges the seen examples before and after and reports fixed, broken and
+        unchanged verdicts in `report["regressions"]` (memalign_graph.regressions; two judgments each).
         """
+        if check_regressions:
+            items = list(feedback)
+            run = lambda: self.align(items, forget=forget, forget_guidelines=forget_guidelines, purge=purge)  # noqa: E731
+            return checked_alignment(self, items, run)
         forget_ids = _ids(forget, field="forget")
         request: dict[str, Any] = {
             "feedback": [item.as_input() if isinstance(item, Feedback) else dict(item) for item in feedback],

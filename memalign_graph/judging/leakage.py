@@ -16,9 +16,10 @@ is always seen; with k = 0 only guideline provenance can tell (by id, not by con
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypedDict
 
+from memalign_graph.context import JudgeContext
 from memalign_graph.errors import InvalidValueError
 from memalign_graph.feedback import example_id
 from memalign_graph.judging.state import JudgeInput
@@ -54,6 +55,21 @@ def guard_input(example: JudgeInput, options: Mapping[str, Any]) -> tuple[JudgeI
     if exclude_self is not None and not isinstance(exclude_self, bool):
         raise InvalidValueError(f"exclude_self: {exclude_self!r} must be true or false.")
     return guarded, exclude_self
+
+
+def guarded_context(context: JudgeContext, exclude_self: bool | None) -> JudgeContext:
+    """The run's context with `exclude_self` as a call asked (None: as the run has it)."""
+    if exclude_self is None or exclude_self == context.exclude_self:
+        return context
+    return replace(context, exclude_self=exclude_self)
+
+
+def batch_exclude_self(examples: Sequence[Mapping[str, Any]]) -> bool | None:
+    """The one `exclude_self` a batch's examples ask for (a batch runs in one context), or None."""
+    chosen = {item.get("exclude_self") for item in examples} - {None}
+    if len(chosen) > 1:
+        raise InvalidValueError("examples: exclude_self differs between examples; judge them in two batches.")
+    return chosen.pop() if chosen else None
 
 
 def content_id(fields: Mapping[str, Any]) -> str:
