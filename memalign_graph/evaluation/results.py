@@ -1,4 +1,5 @@
-"""Evaluation results for people and programs: a terminal table, JSON, CSV, and confusion matrices."""
+"""Evaluation results for people and programs: a terminal table, JSON, CSV, every prediction, quality
+against cost, and confusion matrices."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from memalign_graph.evaluation.ablations import variant_name, variant_order
 from memalign_graph.evaluation.metrics import NO_VERDICT
 from memalign_graph.evaluation.protocol import EvaluationResult
 
@@ -22,8 +24,11 @@ RUN_COLUMNS = (
     "train_no_verdict",
     "test_quality",
     "test_no_verdict",
+    "test_kappa",
     "test_pearson",
     "test_mae",
+    "fixed",
+    "broken",
     "alignment_calls",
     "alignment_tokens",
     "alignment_seconds",
@@ -39,16 +44,21 @@ RUN_COLUMNS = (
 def results_table(result: EvaluationResult) -> str:
     """The summary as an aligned text table: one row per variant and number of examples seen."""
     priced = any("cost_per_judgment_mean" in row for row in result.summary)
-    headers = ["variant", "seen", "train", "test", "no verdict", "calls/judgment", "tokens/judgment", "align tokens"]
+    second = "test kappa" if any("test_kappa_mean" in row for row in result.summary) else "test r"
+    headers = ["variant", "seen", "train", "test", second, "broken/fixed", "no verdict", "calls/judgment"]
+    headers += ["tokens/judgment", "align tokens"]
     if priced:
         headers += ["cost/judgment", "align cost"]
     rows = []
-    for row in result.summary:
+    for row in sorted(result.summary, key=lambda row: (variant_order(row["variant"]), row["examples_seen"])):
+        extra = "kappa" if second == "test kappa" else "pearson"
         cells = [
-            row["variant"],
+            variant_name(row["variant"]),
             str(row["examples_seen"]),
-            _mean_spread(row["train_quality_mean"], row["train_quality_std"]),
-            _mean_spread(row["test_quality_mean"], row["test_quality_std"]),
+            _with_interval(row, "train_quality"),
+            _with_interval(row, "test_quality"),
+            _with_interval(row, f"test_{extra}"),
+            _regressions(row),
             f"{row['test_no_verdict'] + row['train_no_verdict']}/{row['test_judged'] + row['train_judged']}",
             _number(row["calls_per_judgment_mean"], 2),
             _number(row["total_tokens_per_judgment_mean"], 0),
@@ -57,18 +67,37 @@ def results_table(result: EvaluationResult) -> str:
         if priced:
             cells += [_number(row.get("cost_per_judgment_mean"), 6), _number(row.get("alignment_cost_mean"), 4)]
         rows.append(cells)
+    seeds = len(result.settings["seeds"])
     title = (
-        f"{result.judge}: {result.metric} (mean ± sample std over {len(result.settings['seeds'])} seeds; "
-        f"train = examples seen so far, test = {_test_size(result)} held out); model: {result.model}"
+        f"{result.judge}: {result.metric}, mean over {seeds} seed{'s' if seeds > 1 else ''} "
+        f"[bootstrap 95% interval over examples and seeds]; train = examples seen so far (in memory), "
+        f"test = {_test_size(result)} held out (never shown their own record); model: {result.model}"
     )
-    return title + "\n" + _aligned([headers, *rows])
+    return title + "\n" + _aligned([headers, *rows]) + "\n" + references_line(result)
+
+
+def references_line(result: EvaluationResult) -> str:
+    """The test-set references the curves are read against."""
+    zero = result.references.get("zero_shot")
+    majority = result.references.get("majority_class") or {}
+    parts = []
+    if zero:
+        parts.append(f"zero-shot (empty memory) {_interval_text(zero.get('mean'), zero.get('low'), zero.get('high'))}")
+    else:
+        parts.append("zero-shot not measured (no shard 0)")
+    per_seed = majority.get("per_seed") or []
+    if per_seed:
+        values = sorted({repr(entry["value"]) for entry in per_seed})
+        kind = "constant" if per_seed[0].get("score") else "majority class"
+        parts.append(f"{kind} ({', '.join(values)}) {_number(majority.get('quality_mean'), 3)}")
+    return "references (test): " + "; ".join(parts)
 
 
 def confusion_matrices_text(result: EvaluationResult) -> str:
     """Test-set confusion matrices at the last shard of each variant, summed over seeds (labels only)."""
     last = max(result.settings["shards"])
     blocks = []
-    for variant in result.settings["variants"]:
+    for variant in sorted(result.settings["variants"], key=variant_order):
         runs = [r for r in result.runs if r["variant"] == variant and r["examples_seen"] == last]
         matrices = [r["test"].get("confusion_matrix") for r in runs if r["test"].get("confusion_matrix")]
         if not matrices:
@@ -83,8 +112,41 @@ def confusion_matrices_text(result: EvaluationResult) -> str:
         table = [["expert \\ judge", *columns]] + [
             [truth, *(str(row.get(c, 0)) for c in columns)] for truth, row in summed.items()
         ]
-        blocks.append(f"confusion matrix, {variant}, {last} examples seen (test, all seeds):\n" + _aligned(table))
+        blocks.append(
+            f"confusion matrix, {variant_name(variant)}, {last} examples seen (test, all seeds):\n" + _aligned(table)
+        )
     return "\n\n".join(blocks)
+
+
+def write_predictions(result: EvaluationResult, path: str | Path) -> Path:
+    """Every judgment, one JSON line each (also in results.json)."""
+    path = Path(path)
+    with path.open("w", encoding="utf-8") as handle:
+        for row in result.predictions:
+            handle.write(json.dumps(_finite(row), ensure_ascii=False, default=str) + "\n")
+    return path
+
+
+QUALITY_COST_COLUMNS = (
+    "variant",
+    "name",
+    "examples_seen",
+    "test_quality_mean",
+    "test_quality_low",
+    "test_quality_high",
+    "total_tokens_per_judgment_mean",
+    "calls_per_judgment_mean",
+    "alignment_tokens_mean",
+    "alignment_calls_mean",
+    "cost_per_judgment_mean",
+    "alignment_cost_mean",
+)
+
+
+def write_quality_cost_csv(result: EvaluationResult, path: str | Path) -> Path:
+    """Quality against what it costs: tokens (and money, when priced) per judgment and for the alignment."""
+    rows = [{**row, "name": variant_name(row["variant"])} for row in result.summary]
+    return _write_csv(path, list(QUALITY_COST_COLUMNS), rows)
 
 
 def write_json(result: EvaluationResult, path: str | Path) -> Path:
@@ -120,6 +182,9 @@ def flat_run(run: dict[str, Any]) -> dict[str, Any]:
         "train_no_verdict": train.get("no_verdict"),
         "test_quality": test["quality"],
         "test_no_verdict": test["no_verdict"],
+        "test_kappa": test.get("kappa"),
+        "fixed": len(run["regressions"]["fixed"]) if run.get("regressions") else None,
+        "broken": len(run["regressions"]["broken"]) if run.get("regressions") else None,
         "test_pearson": test.get("pearson"),
         "test_mae": test.get("mae"),
         "alignment_calls": cumulative["calls"],
@@ -151,10 +216,24 @@ def _aligned(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def _mean_spread(mean: float | None, spread: float | None) -> str:
+def _with_interval(row: dict[str, Any], prefix: str) -> str:
+    return _interval_text(row.get(f"{prefix}_mean"), row.get(f"{prefix}_low"), row.get(f"{prefix}_high"))
+
+
+def _interval_text(mean: float | None, low: float | None, high: float | None) -> str:
     if mean is None:
         return "-"
-    return f"{mean:.3f}" if spread is None else f"{mean:.3f} ± {spread:.3f}"
+    return f"{mean:.3f}" if low is None or high is None else f"{mean:.3f} [{low:.2f}, {high:.2f}]"
+
+
+def _regressions(row: dict[str, Any]) -> str:
+    if row.get("broken_mean") is None:
+        return "-"
+    return f"{_compact(row['broken_mean'])}/{_compact(row['fixed_mean'])}"
+
+
+def _compact(value: float) -> str:
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
 
 
 def _number(value: float | None, digits: int) -> str:
