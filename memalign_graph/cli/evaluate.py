@@ -27,21 +27,26 @@ from memalign_graph.evaluation.results import (
     confusion_matrices_text,
     results_table,
     write_json,
+    write_markdown,
     write_predictions,
     write_quality_cost_csv,
     write_runs_csv,
     write_summary_csv,
 )
 
-EXAMPLE = """examples:
+EXAMPLE = """examples (the shipped samples; defaults fit each file):
   memalign eval examples/data/halueval_sample.jsonl --spec examples/judges/halueval.yaml \\
-      --train-size 20 --shards 0,5,10,20 --seeds 0,1 --out eval-halueval
-  memalign eval /work/shared/data/prometheus_mt_bench_eval.jsonl --spec examples/judges/prometheus.yaml \\
-      --test-size 100 --memory both,semantic,episodic --price-input 0.4 --price-output 1.6
+      --memory both,semantic,episodic --out eval/halueval
+  memalign eval examples/data/prometheus_sample.jsonl --spec examples/judges/prometheus.yaml \\
+      --memory both,semantic,episodic --out eval/prometheus --price-input 0.4 --price-output 1.6
+  memalign eval examples/data/llmbar_natural_sample.json --spec examples/judges/llmbar.yaml \\
+      --memory both,semantic,episodic --out eval/llmbar
 
 Memory starts empty for every seed and variant (in a temporary folder, or --memory-dir), never in
-your judge's home. Writes results.json, results.csv (mean and spread), runs.csv (every seed),
-learning_curve.png and tokens_per_judgment.png into --out."""
+your judge's home. Test examples are never shown their own record. Writes into --out: results.json
+(every number, every prediction, provenance), results.md (a table for a README), results.csv (mean
+and 95% interval per variant and shard), runs.csv (every seed), predictions.jsonl, quality_cost.csv,
+and learning_curve, quality_vs_cost and tokens_per_judgment as PNG, SVG and PDF."""
 
 
 def add_command(subcommands: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -141,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         write_json(result, args.out / "results.json"),
         write_summary_csv(result, args.out / "results.csv"),
         write_runs_csv(result, args.out / "runs.csv"),
+        write_markdown(result, args.out / "results.md"),
         write_predictions(result, args.out / "predictions.jsonl"),
         write_quality_cost_csv(result, args.out / "quality_cost.csv"),
     ]

@@ -23,6 +23,7 @@ from typing import Any
 from memalign_graph.errors import ConfigurationError
 from memalign_graph.evaluation.ablations import variant_name, variant_order
 from memalign_graph.evaluation.metrics import METRIC_RANGES
+from memalign_graph.evaluation.predictions import majority_label
 from memalign_graph.evaluation.protocol import EvaluationResult
 
 PLOTS_HELP = "Plots need matplotlib: pip install 'memalign-graph[plots]'."
@@ -113,10 +114,9 @@ def _seen_labels(axes: Any, xs: Sequence[float], rows: Sequence[dict[str, Any]],
     spots: dict[tuple[float, float], list[str]] = {}
     for x, row in zip(xs, rows, strict=True):
         spots.setdefault((round(x, 9), round(row["test_quality_mean"], 9)), []).append(str(row["examples_seen"]))
-    for (x, y), seen in spots.items():
-        axes.annotate(
-            ", ".join(seen), (x, y), textcoords="offset points", xytext=(4, 4 + 7 * index), fontsize=6.5, color=colour
-        )
+    for position, ((x, y), seen) in enumerate(spots.items()):
+        lift = 4 + 7 * index if position % 2 == 0 else -11 - 7 * index  # neighbours alternate above and below
+        axes.annotate(", ".join(seen), (x, y), textcoords="offset points", xytext=(4, lift), fontsize=6.5, color=colour)
 
 
 def _interval_key(axes: Any) -> None:
@@ -158,15 +158,14 @@ def _references_count(result: EvaluationResult) -> int:
 
 
 def _references(axes: Any, result: EvaluationResult) -> None:
+    """Zero-shot as a wide pale band and the majority class as a thin dark line: both show when they meet."""
     zero = result.references.get("zero_shot")
     if zero and zero.get("mean") is not None:
-        axes.axhline(zero["mean"], color="0.35", linestyle=(0, (1, 2)), linewidth=1.2, label="zero-shot (empty memory)")
+        axes.axhline(zero["mean"], color="0.55", alpha=0.45, linewidth=4.5, zorder=0, label="zero-shot (empty memory)")
     majority = result.references.get("majority_class") or {}
-    per_seed = majority.get("per_seed") or []
-    if per_seed and majority.get("quality_mean") is not None:
-        values = ", ".join(sorted({repr(entry["value"]) for entry in per_seed}))
-        kind = "constant prediction" if per_seed[0].get("score") else "majority class of each seed's training set"
-        axes.axhline(majority["quality_mean"], color="0.1", linestyle="-.", linewidth=1.0, label=f"{kind} ({values})")
+    label = majority_label(result.references)
+    if label and majority.get("quality_mean") is not None:
+        axes.axhline(majority["quality_mean"], color="0.1", linestyle="-.", linewidth=1.0, zorder=1, label=label)
 
 
 def _quality_limits(

@@ -112,6 +112,17 @@ def add_intervals(
                 row[f"{split}_{name}_low"], row[f"{split}_{name}_high"] = interval or (None, None)
 
 
+def majority_label(references: dict[str, Any]) -> str | None:
+    """How reports name the majority-class reference: its value(s), one per seed's training set."""
+    per_seed = (references.get("majority_class") or {}).get("per_seed") or []
+    if not per_seed:
+        return None
+    values = sorted({repr(entry["value"]) for entry in per_seed}, key=str)
+    listed = ", ".join(values) + (" by seed" if len(values) > 1 else "")
+    kind = "most common training score" if per_seed[0].get("score") else "majority class"
+    return f"{kind} ({listed})"
+
+
 def seed_samples(
     predictions: Sequence[dict[str, Any]], variant: str, examples_seen: int, split: str
 ) -> list[tuple[list[Any], list[Any]]]:

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from memalign_graph.evaluation.ablations import variant_name, variant_order
-from memalign_graph.evaluation.metrics import NO_VERDICT
+from memalign_graph.evaluation.metrics import METRIC_LABELS, NO_VERDICT
+from memalign_graph.evaluation.predictions import majority_label
 from memalign_graph.evaluation.protocol import EvaluationResult
 
 RUN_COLUMNS = (
@@ -85,11 +86,9 @@ def references_line(result: EvaluationResult) -> str:
         parts.append(f"zero-shot (empty memory) {_interval_text(zero.get('mean'), zero.get('low'), zero.get('high'))}")
     else:
         parts.append("zero-shot not measured (no shard 0)")
-    per_seed = majority.get("per_seed") or []
-    if per_seed:
-        values = sorted({repr(entry["value"]) for entry in per_seed})
-        kind = "constant" if per_seed[0].get("score") else "majority class"
-        parts.append(f"{kind} ({', '.join(values)}) {_number(majority.get('quality_mean'), 3)}")
+    label = majority_label(result.references)
+    if label:
+        parts.append(f"{label} {_number(majority.get('quality_mean'), 3)}")
     return "references (test): " + "; ".join(parts)
 
 
@@ -116,6 +115,57 @@ def confusion_matrices_text(result: EvaluationResult) -> str:
             f"confusion matrix, {variant_name(variant)}, {last} examples seen (test, all seeds):\n" + _aligned(table)
         )
     return "\n\n".join(blocks)
+
+
+def results_markdown(result: EvaluationResult) -> str:
+    """A table for a README or a report: each variant after the last shard, with the references and the
+    model, embeddings and library that produced it (every shard is in results.csv)."""
+    last = max(result.settings["shards"])
+    rows = sorted(
+        (row for row in result.summary if row["examples_seen"] == last), key=lambda row: variant_order(row["variant"])
+    )
+    second = "kappa" if any("test_kappa_mean" in row for row in rows) else "pearson"
+    metric = "CCC" if rows and rows[0]["metric"] == "ccc" else METRIC_LABELS.get(rows[0]["metric"] if rows else "", "")
+    lines = [
+        f"| variant | seen | train {metric} | test {metric} | test {METRIC_LABELS[second]} | broken/fixed "
+        "| tokens/judgment | alignment tokens |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        cells = [
+            variant_name(row["variant"]),
+            str(row["examples_seen"]),
+            _with_interval(row, "train_quality"),
+            _with_interval(row, "test_quality"),
+            _with_interval(row, f"test_{second}"),
+            _regressions(row),
+            _number(row["total_tokens_per_judgment_mean"], 0),
+            _number(row["alignment_tokens_mean"], 0),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    provenance = result.provenance
+    commit = provenance.get("git_commit")
+    seeds = result.settings["seeds"]
+    caption = (
+        f"{result.judge} on {provenance.get('data_file') or result.source}: train {result.settings['train_size']}, "
+        f"test {_test_size(result)} per seed, {len(seeds)} seeds, k = {result.settings['k']}; mean "
+        f"[bootstrap 95% interval over examples and seeds]. Model: {result.model}. Embeddings: "
+        f"{provenance.get('embedding_model')}. memalign-graph {provenance.get('library_version')}"
+        + (f" (git {_short_commit(commit)})" if commit else "")
+        + f", {provenance.get('started_at')}. {references_line(result).capitalize()}."
+    )
+    return caption + "\n\n" + "\n".join(lines) + "\n"
+
+
+def _short_commit(commit: str) -> str:
+    sha, _, dirty = commit.partition("-")
+    return sha[:12] + (f"-{dirty}" if dirty else "")
+
+
+def write_markdown(result: EvaluationResult, path: str | Path) -> Path:
+    path = Path(path)
+    path.write_text(results_markdown(result), encoding="utf-8")
+    return path
 
 
 def write_predictions(result: EvaluationResult, path: str | Path) -> Path:
@@ -223,7 +273,17 @@ def _with_interval(row: dict[str, Any], prefix: str) -> str:
 def _interval_text(mean: float | None, low: float | None, high: float | None) -> str:
     if mean is None:
         return "-"
-    return f"{mean:.3f}" if low is None or high is None else f"{mean:.3f} [{low:.2f}, {high:.2f}]"
+    if mean is None:
+        return "-"
+    if low is None or high is None:
+        return _fixed(mean, 3)
+    return f"{_fixed(mean, 3)} [{_fixed(low, 2)}, {_fixed(high, 2)}]"
+
+
+def _fixed(value: float, digits: int) -> str:
+    """A number to `digits` places, never '-0.00' (rounding noise of a zero)."""
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
 def _regressions(row: dict[str, Any]) -> str:
