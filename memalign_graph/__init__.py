@@ -41,7 +41,9 @@ The public API, one line a name (module: meaning):
     VerdictParseError          errors           no valid verdict after every retry (nothing is made up)
 
 Also: `memalign_graph.evaluation` (the MemAlign protocol, metrics, results, plots), `memalign_graph.serving`
-(what `langgraph.json` serves), and the `memalign` command (`memalign_graph.cli`).
+(what `langgraph.json` serves), `memalign_graph.regressions` (fixed and broken verdicts around an alignment),
+`memalign_graph.review_queue` (what experts should review next), and the `memalign` command
+(`memalign_graph.cli`).
 """
 
 from memalign_graph.alignment import create_alignment_graph

@@ -206,7 +206,9 @@ def test_a_bad_spec_file_names_the_file_and_the_field(cli, tmp_path: Path) -> No
     assert code == 2 and "not valid YAML: line 2" in err
 
 
-@pytest.mark.parametrize("command", [[], ["align"], ["judge"], ["eval"], ["memory"], ["memory", "show"]])
+@pytest.mark.parametrize(
+    "command", [[], ["align"], ["judge"], ["eval"], ["memory"], ["memory", "show"], ["review-queue"]]
+)
 def test_every_command_has_help_with_an_example(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*command, "--help"]) == 0
     assert "example" in capsys.readouterr().out

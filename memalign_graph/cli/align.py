@@ -65,6 +65,11 @@ def run(args: argparse.Namespace) -> int:
     tracker = UsageTracker()
     started = time.perf_counter()
     with open_judge(args, spec, model, embeddings) as judge, track_usage(tracker):
+        if args.check_regressions:
+            seen = len(judge.memory.ledger()) + len(feedback)
+            print(
+                f"memalign: --check-regressions: judging up to {seen} seen examples before and after", file=sys.stderr
+            )
         with progress_bar(args, len(feedback), f"aligning {spec.name}") as bar:
             align = lambda: align_in_chunks(judge, feedback, chunk_size=args.chunk_size, on_done=bar.update)  # noqa: E731
             report = checked_alignment(judge, feedback, align) if args.check_regressions else align()
