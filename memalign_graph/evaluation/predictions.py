@@ -103,10 +103,12 @@ def add_intervals(
     """Every metric's bootstrap 95% interval over examples and seeds, as `{split}_{metric}_low/high` columns
     (the headline metric as `{split}_quality_low/high`)."""
     metrics = metric_names(output)
+    samples = seed_samples(predictions)
     for row in summary:
         for split in ("train", "test"):
-            samples = seed_samples(predictions, row["variant"], row["examples_seen"], split)
-            intervals = bootstrap_intervals(output, samples, metrics, replicates=replicates)
+            per_seed = samples.get((row["variant"], row["examples_seen"], split), {})
+            judged = [per_seed[seed] for seed in sorted(per_seed)]
+            intervals = bootstrap_intervals(output, judged, metrics, replicates=replicates)
             for metric, interval in intervals.items():
                 name = "quality" if metric == row["metric"] else metric
                 row[f"{split}_{name}_low"], row[f"{split}_{name}_high"] = interval or (None, None)
@@ -124,13 +126,14 @@ def majority_label(references: dict[str, Any]) -> str | None:
 
 
 def seed_samples(
-    predictions: Sequence[dict[str, Any]], variant: str, examples_seen: int, split: str
-) -> list[tuple[list[Any], list[Any]]]:
-    """Per seed, the expert values and the verdicts of one variant, shard and split (for the bootstrap)."""
-    by_seed: dict[int, tuple[list[Any], list[Any]]] = {}
+    predictions: Sequence[dict[str, Any]],
+) -> dict[tuple[str, int, str], dict[int, tuple[list[Any], list[Any]]]]:
+    """By variant, examples seen and split, then by seed: the expert values and the verdicts (what the
+    bootstrap resamples)."""
+    grouped: dict[tuple[str, int, str], dict[int, tuple[list[Any], list[Any]]]] = {}
     for row in predictions:
-        if row["variant"] == variant and row["examples_seen"] == examples_seen and row["split"] == split:
-            expected, verdicts = by_seed.setdefault(row["seed"], ([], []))
-            expected.append(row["expected"])
-            verdicts.append(row["verdict"])
-    return [by_seed[seed] for seed in sorted(by_seed)]
+        by_seed = grouped.setdefault((row["variant"], row["examples_seen"], row["split"]), {})
+        expected, verdicts = by_seed.setdefault(row["seed"], ([], []))
+        expected.append(row["expected"])
+        verdicts.append(row["verdict"])
+    return grouped
