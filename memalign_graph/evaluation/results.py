@@ -152,9 +152,13 @@ def results_markdown(result: EvaluationResult) -> str:
         f"[bootstrap 95% interval over examples and seeds]. Model: {result.model}. Embeddings: "
         f"{provenance.get('embedding_model')}. memalign-graph {provenance.get('library_version')}"
         + (f" (git {_short_commit(commit)})" if commit else "")
-        + f", {provenance.get('started_at')}. {references_line(result).capitalize()}."
+        + f", {provenance.get('started_at')}. {_capitalized(references_line(result))}."
     )
     return caption + "\n\n" + "\n".join(lines) + "\n"
+
+
+def _capitalized(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _short_commit(commit: str) -> str:
