@@ -51,6 +51,7 @@ def test_the_llmbar_sample_runs_with_the_defaults(tmp_path: Path, capsys: pytest
     assert "train size 20 of 40 examples, shards 0,2,5,10,20 (defaults fitted to the file" in captured.err
     table = (tmp_path / "out" / "results.md").read_text()
     assert "Model: fake (FAKE MODEL: plumbing demo, not a real judge)" in table and "| MemAlign | 20 |" in table
+    assert re.search(r"References \(test\): zero-shot \(empty memory\) [0-9.]+ \[.*majority class \('[AB]'\)", table)
     result = json.loads((tmp_path / "out" / "results.json").read_text())
     assert result["provenance"]["data_file"] == "llmbar_natural_sample.json"
 
