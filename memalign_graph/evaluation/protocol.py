@@ -24,7 +24,13 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from memalign_graph.accounting import Prices, Usage, UsageTracker, track_usage
 from memalign_graph.bulk import judge_examples
 from memalign_graph.errors import MemAlignError
-from memalign_graph.evaluation.ablations import Variant, VariantJudges, open_variant_judges, variant_feedback
+from memalign_graph.evaluation.ablations import (
+    Variant,
+    VariantJudges,
+    open_variant_judges,
+    variant_feedback,
+    variant_order,
+)
 from memalign_graph.evaluation.datasets import LabeledExample
 from memalign_graph.evaluation.intervals import DEFAULT_REPLICATES
 from memalign_graph.evaluation.metrics import agreement_report, quality_metric_name
@@ -214,7 +220,7 @@ def run_protocol(
 def references(summary: Sequence[dict[str, Any]], majority: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """What the curves are read against: the judge with empty memory (zero-shot, when shard 0 was measured;
     every variant measures the same judge there, the first is reported) and the majority class."""
-    first = sorted(summary, key=lambda row: row["variant"])
+    first = sorted(summary, key=lambda row: variant_order(row["variant"]))
     zero = next((row for row in first if row["examples_seen"] == 0), None)
     quality = [entry["quality"] for entry in majority]
     return {
