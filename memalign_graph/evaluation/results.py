@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from memalign_graph.evaluation.ablations import variant_name, variant_order
+from memalign_graph.evaluation.intervals import interval_name, seeds_text
 from memalign_graph.evaluation.metrics import METRIC_LABELS, NO_VERDICT
 from memalign_graph.evaluation.predictions import majority_label
 from memalign_graph.evaluation.protocol import EvaluationResult
@@ -68,10 +69,10 @@ def results_table(result: EvaluationResult) -> str:
         if priced:
             cells += [_number(row.get("cost_per_judgment_mean"), 6), _number(row.get("alignment_cost_mean"), 4)]
         rows.append(cells)
-    seeds = len(result.settings["seeds"])
+    seeds = result.settings["seeds"]
     title = (
-        f"{result.judge}: {result.metric}, mean over {seeds} seed{'s' if seeds > 1 else ''} "
-        f"[bootstrap 95% interval over examples and seeds]; train = examples seen so far (in memory), "
+        f"{result.judge}: {result.metric}, mean over {seeds_text(seeds)} "
+        f"[{interval_name(len(seeds))}]; train = examples seen so far (in memory), "
         f"test = {_test_size(result)} held out (never shown their own record); model: {result.model}"
     )
     return title + "\n" + _aligned([headers, *rows]) + "\n" + references_line(result)
@@ -148,8 +149,8 @@ def results_markdown(result: EvaluationResult) -> str:
     seeds = result.settings["seeds"]
     caption = (
         f"{result.judge} on {provenance.get('data_file') or result.source}: train {result.settings['train_size']}, "
-        f"test {_test_size(result)} per seed, {len(seeds)} seeds, k = {result.settings['k']}; mean "
-        f"[bootstrap 95% interval over examples and seeds]. Model: {result.model}. Embeddings: "
+        f"test {_test_size(result)} per seed, {seeds_text(seeds)}, k = {result.settings['k']}; mean "
+        f"[{interval_name(len(seeds))}]. Model: {result.model}. Embeddings: "
         f"{provenance.get('embedding_model')}. memalign-graph {provenance.get('library_version')}"
         + (f" (git {_short_commit(commit)})" if commit else "")
         + f", {provenance.get('started_at')}. {_capitalized(references_line(result))}."
