@@ -47,7 +47,9 @@ The public API, one line a name (module: meaning):
 
 Also: `memalign_graph.evaluation` (the MemAlign protocol, metrics, results, plots), `memalign_graph.serving`
 (what `langgraph.json` serves), `memalign_graph.sources` (feedback from MLflow, LangSmith and openevals,
-verdicts back to LangSmith, MLflow-aligned judges moved in), and the `memalign` command (`memalign_graph.cli`).
+verdicts back to LangSmith, MLflow-aligned judges moved in), `memalign_graph.regressions` (fixed and broken
+verdicts around an alignment), `memalign_graph.review_queue` (what experts should review next), and the
+`memalign` command (`memalign_graph.cli`).
 """
 
 from memalign_graph.alignment import create_alignment_graph

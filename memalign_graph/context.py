@@ -42,6 +42,7 @@ class JudgeContext(MemoryContext):
 
     k: int = 5
     max_parse_attempts: int = 3
+    exclude_self: bool = False  # retrieve around the judged example's own records (judging/leakage.py)
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ _RULES: dict[str, tuple[Any, ...]] = {
     "close_call_similarity": (float, 0.0, 1.0),
     "keep_episodes": (str, ("all", "mistakes")),
     "distill": (bool,),
+    "exclude_self": (bool,),
     "check_evidence": (bool,),
     "keep_confirmed_verdicts": (bool,),
 }

@@ -7,10 +7,10 @@ feedback graph, export and import take the same locks and finish what a crash le
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
@@ -28,7 +28,6 @@ from memalign_graph.config import (
     structured_output_setting,
 )
 from memalign_graph.context import DEFAULT_MAX_CONCURRENCY, DEFAULT_NAMESPACE, AlignmentContext, JudgeContext
-from memalign_graph.errors import InvalidValueError
 from memalign_graph.evaluator_results import (
     AsyncEvaluator,
     ComparativeEvaluator,
@@ -41,17 +40,23 @@ from memalign_graph.evaluator_results import (
 from memalign_graph.feedback import Feedback
 from memalign_graph.feedback_graph import create_feedback_graph, delete_review_threads
 from memalign_graph.judging.graph import build_judge_graph
+from memalign_graph.judging.leakage import (
+    LeakageOptions,
+    batch_exclude_self,
+    batch_inputs,
+    guard_input,
+    guarded_context,
+)
 from memalign_graph.judging.node import judge_node
 from memalign_graph.judging.state import JudgeInput
 from memalign_graph.memory.async_savers import async_twin
-from memalign_graph.memory.consistency import ConsistencyReport, check, repair_episodes
+from memalign_graph.memory.consistency import ConsistencyReport, repair_memory, verify_memory
 from memalign_graph.memory.episodic import EpisodicStore
-from memalign_graph.memory.guidelines import provenance, prune_provenance
-from memalign_graph.memory.ledger import NOTHING_OUTSTANDING
 from memalign_graph.memory.reader import CheckpointSemanticMemory
 from memalign_graph.memory.semantic import MemoryVersion
 from memalign_graph.memory.transfer import export_memory, import_memory
 from memalign_graph.records import AlignmentReport, Guideline, Verdict
+from memalign_graph.regressions import checked_alignment
 from memalign_graph.resources import Resources, fixed
 from memalign_graph.spec import JudgeSpec, check_identifier
 from memalign_graph.structured_output import StructuredOutput
@@ -155,30 +160,41 @@ class MemAlignJudge:
 
     # -- judging -------------------------------------------------------------------------------
 
-    def judge(self, *, inputs: Any, outputs: Any = None, expectations: Any = None) -> Verdict:
-        """Judge one example with everything the judge has learned."""
-        result = self.judge_graph.invoke(_example(inputs, outputs, expectations), context=self.judge_context)
+    def judge(
+        self, *, inputs: Any, outputs: Any = None, expectations: Any = None, **leakage: Unpack[LeakageOptions]
+    ) -> Verdict:
+        """Judge one example with everything the judge has learned.
+
+        The leakage guard: `metadata["in_memory"]` lists the example's own records when memory holds it (by
+        `example_id=` or by content); `exclude_self=True` judges around them, `exclude_ids=[...]` around any.
+        """
+        example, context = self._guarded(_example(inputs, outputs, expectations), leakage)
+        result = self.judge_graph.invoke(example, context=context)
         verdict: Verdict = result["verdict"]
         return verdict
 
-    async def ajudge(self, *, inputs: Any, outputs: Any = None, expectations: Any = None) -> Verdict:
-        result = await self.judge_graph.ainvoke(_example(inputs, outputs, expectations), context=self.judge_context)
+    async def ajudge(
+        self, *, inputs: Any, outputs: Any = None, expectations: Any = None, **leakage: Unpack[LeakageOptions]
+    ) -> Verdict:
+        example, context = self._guarded(_example(inputs, outputs, expectations), leakage)
+        result = await self.judge_graph.ainvoke(example, context=context)
         verdict: Verdict = result["verdict"]
         return verdict
 
     def batch(
         self, examples: Sequence[dict[str, Any]], *, max_concurrency: int | None = None, return_exceptions: bool = False
     ) -> list[Verdict | Exception]:
-        """Judge many examples with bounded concurrency; each is a dict of inputs/outputs/expectations.
+        """Judge many examples with bounded concurrency; each is a dict of inputs/outputs/expectations (and
+        `example_id`, `exclude_ids`, `exclude_self` for the leakage guard, as `judge` takes them).
 
         With `return_exceptions=True` an example that gets no verdict yields its exception in place,
         so one bad answer does not discard the verdicts already paid for.
         """
         config = RunnableConfig(max_concurrency=max_concurrency or self.max_concurrency)
         results = self.judge_graph.batch(
-            _examples(examples),
+            batch_inputs(examples),
             config,
-            context=self.judge_context,
+            context=self._batch_context(examples),
             return_exceptions=return_exceptions,
         )
         return [result if isinstance(result, Exception) else result["verdict"] for result in results]
@@ -190,12 +206,19 @@ class MemAlignJudge:
         `max_concurrency` judgments are in flight in one thread."""
         config = RunnableConfig(max_concurrency=max_concurrency or self.max_concurrency)
         results = await self.judge_graph.abatch(
-            _examples(examples),
+            batch_inputs(examples),
             config,
-            context=self.judge_context,
+            context=self._batch_context(examples),
             return_exceptions=return_exceptions,
         )
         return [result if isinstance(result, Exception) else result["verdict"] for result in results]
+
+    def _guarded(self, example: JudgeInput, leakage: Mapping[str, Any]) -> tuple[JudgeInput, JudgeContext]:
+        guarded, exclude_self = guard_input(example, leakage)
+        return guarded, guarded_context(self.judge_context, exclude_self)
+
+    def _batch_context(self, examples: Sequence[dict[str, Any]]) -> JudgeContext:
+        return guarded_context(self.judge_context, batch_exclude_self(examples))
 
     # -- alignment and forgetting --------------------------------------------------------------
 
@@ -206,13 +229,20 @@ class MemAlignJudge:
         forget: Iterable[str] = (),
         forget_guidelines: Iterable[str] = (),
         purge: bool = False,
+        check_regressions: bool = False,
     ) -> AlignmentReport:
         """Learn from feedback (and forget ids) in one alignment run; re-sending known feedback changes nothing
         and writes no version.
 
         An alignment that an earlier crash left unfinished is completed first, so no feedback it carried is
         lost. `purge=True` is the privacy deletion of the forgotten feedback (see `forget`).
+        `check_regressions=True` judges the seen examples before and after and reports fixed, broken and
+        unchanged verdicts in `report["regressions"]` (memalign_graph.regressions; two judgments each).
         """
+        if check_regressions:
+            items = list(feedback)
+            run = lambda: self.align(items, forget=forget, forget_guidelines=forget_guidelines, purge=purge)  # noqa: E731
+            return checked_alignment(self, items, run)
         forget_ids = _ids(forget, field="forget")
         request: dict[str, Any] = {
             "feedback": [item.as_input() if isinstance(item, Feedback) else dict(item) for item in feedback],
@@ -256,31 +286,11 @@ class MemAlignJudge:
     def verify(self) -> ConsistencyReport:
         """Check that both memories agree: one episode of the same content per kept record, no stray
         episodes or provenance, no unfinished alignment."""
-        values = self.memory.values()
-        unfinished = self.memory.unfinished()
-        return check(
-            values.get("records") or {},
-            values.get("guidelines") or {},
-            self.episodic_store.fingerprints(self.spec.name, self.namespace),
-            self.alignment_context,
-            unfinished_run=unfinished,
-            owed=(values.get("outstanding") or NOTHING_OUTSTANDING)["episodes"] if unfinished else (),
-        )
+        return verify_memory(self.memory, self.episodic_store, self.spec.name, self.alignment_context)
 
     def repair(self) -> ConsistencyReport:
         """Finish an interrupted alignment, then make episodes match the ledger; returns what was found."""
-        found = self.verify()
-        with self.memory.exclusive(self.alignment_context):  # finishes what a crash left
-            values = self.memory.values()
-            records = values.get("records") or {}
-            repair_episodes(
-                self.episodic_store, self.embeddings, self.spec.name, self.namespace, records, self.alignment_context
-            )
-            guidelines = values.get("guidelines") or {}
-            stray = provenance(guidelines) - records.keys()
-            if stray:
-                self.memory.write({**values, "guidelines": prune_provenance(guidelines, stray)})
-        return found
+        return repair_memory(self.memory, self.episodic_store, self.embeddings, self.spec.name, self.alignment_context)
 
     def rollback(self, checkpoint_id: str) -> AlignmentReport:
         """Make an earlier version of memory current again, episodes included; history keeps both."""
@@ -374,14 +384,3 @@ def _example(inputs: Any, outputs: Any = None, expectations: Any = None) -> Judg
 def _ids(ids: Iterable[str], *, field: str) -> list[str]:
     """Ids from any iterable; one id given as a string is one id, not its characters."""
     return request_ids(ids if isinstance(ids, str) else list(ids), field=field)
-
-
-def _examples(examples: Sequence[dict[str, Any]]) -> list[JudgeInput]:
-    allowed = {"inputs", "outputs", "expectations"}
-    for index, item in enumerate(examples):
-        extra = sorted(set(item) - allowed)
-        if extra:
-            raise InvalidValueError(
-                f"examples[{index}]: unknown keys {extra}; an example has only inputs, outputs and expectations."
-            )
-    return [_example(**item) for item in examples]

@@ -108,6 +108,8 @@ class VerdictMetadata(TypedDict):
     episode_ids: list[str]
     attempts: int
     structured_output: str  # how the model was asked for JSON (memalign_graph.structured_output)
+    in_memory: list[str]  # ids of this very example's records in memory: its own answer was within reach
+    excluded_ids: list[str]  # feedback retrieval left out (exclude_ids, exclude_self)
 
 
 class Verdict(TypedDict):
@@ -120,6 +122,31 @@ class Verdict(TypedDict):
     score: Any
     comment: str
     metadata: VerdictMetadata
+
+
+class Regression(TypedDict):
+    """A seen example whose verdict moved: the expert's value, and the judge's before and after."""
+
+    id: str
+    expected: Any
+    before: Any  # None: no verdict
+    after: Any
+
+
+class RegressionReport(TypedDict):
+    """The seen examples re-judged before and after an alignment, against the expert's current value.
+
+    fixed: wrong (or no verdict) before, right after; broken: right before, not after; unchanged: the rest.
+    """
+
+    checked: int
+    fixed: list[str]
+    broken: list[str]
+    unchanged_right: list[str]
+    unchanged_wrong: list[str]
+    changes: list[Regression]  # every fixed and broken example, with its values
+    agreement_before: float | None
+    agreement_after: float | None
 
 
 class AlignmentReport(TypedDict):
@@ -138,6 +165,7 @@ class AlignmentReport(TypedDict):
     guidelines_removed: list[str]
     guidelines_redistilled: list[str]
     distillation: list[BatchOutcome]
+    regressions: NotRequired[RegressionReport]  # with align(..., check_regressions=True)
 
 
 REPORT_ID_LISTS = (

@@ -142,14 +142,18 @@ def test_eval_writes_the_table_json_csv_and_plots(cli, tmp_path: Path) -> None:
         "--price-input", "0.4", "--price-output", "1.6",
     )  # fmt: skip
     assert code == 0, err
-    assert "concordance correlation (CCC)" in out and "both-both" in out and "episodic-both" in out
+    assert "concordance correlation (CCC)" in out and "MemAlign" in out and "episodic only" in out
     assert "model: fake (FAKE MODEL: plumbing demo, not a real judge)" in out
     result = json.loads((out_dir / "results.json").read_text())
     assert result["model"].startswith("fake (FAKE MODEL") and len(result["runs"]) == 2 * 2 * 3
     assert (out_dir / "results.csv").read_text().startswith("variant,memory,feedback,examples_seen")
     assert len((out_dir / "runs.csv").read_text().splitlines()) == 1 + 12
-    for name in ("learning_curve.png", "tokens_per_judgment.png"):
-        assert (out_dir / name).read_bytes().startswith(b"\x89PNG") and (out_dir / name).stat().st_size > 5_000
+    for name in ("learning_curve", "tokens_per_judgment", "quality_vs_cost"):
+        assert (out_dir / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+        assert (out_dir / f"{name}.svg").is_file() and (out_dir / f"{name}.pdf").is_file()
+    predictions = (out_dir / "predictions.jsonl").read_text().splitlines()
+    assert len(predictions) == len(result["predictions"]) == 2 * 2 * ((0 + 6) + (2 + 6) + (6 + 6))
+    assert (out_dir / "quality_cost.csv").read_text().startswith("variant,name,examples_seen,test_quality_mean")
     assert not (tmp_path / "home" / "episodes").exists()  # the protocol never touches the judge's home
 
 
@@ -206,7 +210,9 @@ def test_a_bad_spec_file_names_the_file_and_the_field(cli, tmp_path: Path) -> No
     assert code == 2 and "not valid YAML: line 2" in err
 
 
-@pytest.mark.parametrize("command", [[], ["align"], ["judge"], ["eval"], ["memory"], ["memory", "show"]])
+@pytest.mark.parametrize(
+    "command", [[], ["align"], ["judge"], ["eval"], ["memory"], ["memory", "show"], ["review-queue"]]
+)
 def test_every_command_has_help_with_an_example(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*command, "--help"]) == 0
     assert "example" in capsys.readouterr().out

@@ -14,7 +14,7 @@ from memalign_graph import Categorical, JudgeSpec, QdrantEpisodicStore, Score
 from memalign_graph.accounting import Prices
 from memalign_graph.evaluation.ablations import Variant, open_variant_judges, variant_feedback
 from memalign_graph.evaluation.datasets import load_examples
-from memalign_graph.evaluation.plots import plot_learning_curves, plot_tokens_per_judgment
+from memalign_graph.evaluation.plots import plot_learning_curves, plot_quality_vs_cost, plot_tokens_per_judgment
 from memalign_graph.evaluation.protocol import EvaluationError, ProtocolSettings, run_protocol, split_train_test
 from memalign_graph.evaluation.results import (
     confusion_matrices_text,
@@ -59,6 +59,21 @@ def test_split_is_seeded_disjoint_and_sized(halueval) -> None:
 def test_settings_that_cannot_work_are_refused_by_name(settings: ProtocolSettings, message: str) -> None:
     with pytest.raises(EvaluationError, match=message):
         settings.check(40)
+
+
+def test_default_settings_fit_the_data() -> None:
+    assert ProtocolSettings.fitting(320).train_size == 50 and ProtocolSettings.fitting(320).shards == (
+        0,
+        2,
+        5,
+        10,
+        20,
+        50,
+    )
+    small = ProtocolSettings.fitting(12)
+    assert small.train_size == 6 and small.shards == (0, 2, 5, 6)
+    small.check(12)
+    assert ProtocolSettings.fitting(40, train_size=10, shards=None).shards == (0, 2, 5, 10)
 
 
 def test_judgment_count_covers_seen_training_examples_and_the_test_set() -> None:
@@ -118,8 +133,10 @@ def test_protocol_learning_curves_with_ablations_and_accounting(halueval, tmp_pa
     assert row["cost_per_judgment_mean"] > 0 and row["alignment_tokens_mean"] > 0
 
     table = results_table(result)
-    assert "both-both" in table and "episodic-both" in table and "±" in table and "cost/judgment" in table
-    assert "confusion matrix, both-both, 10 examples seen" in confusion_matrices_text(result)
+    assert "MemAlign" in table and "episodic only" in table and "semantic only, feedback only" in table
+    assert "[bootstrap 95% interval over examples and seeds]" in table and "cost/judgment" in table
+    assert "test kappa" in table and "references (test): zero-shot (empty memory)" in table
+    assert "confusion matrix, MemAlign, 10 examples seen" in confusion_matrices_text(result)
 
     assert json.loads(write_json(result, tmp_path / "results.json").read_text())["summary"][0]["seeds"] == 2
     with write_summary_csv(result, tmp_path / "results.csv").open() as handle:
@@ -127,12 +144,60 @@ def test_protocol_learning_curves_with_ablations_and_accounting(halueval, tmp_pa
     with write_runs_csv(result, tmp_path / "runs.csv").open() as handle:
         assert len(list(csv.DictReader(handle))) == 18
 
-    for plot in (
-        plot_learning_curves(result.summary, tmp_path / "curve.png", metric=result.metric, title="test"),
-        plot_tokens_per_judgment(result.summary, tmp_path / "tokens.png", title="test"),
-    ):
-        data = plot.read_bytes()
-        assert data.startswith(PNG_SIGNATURE) and len(data) > 5_000
+    for plot in (plot_learning_curves, plot_tokens_per_judgment, plot_quality_vs_cost):
+        png, svg, pdf = plot(result, tmp_path / plot.__name__)
+        assert png.read_bytes().startswith(PNG_SIGNATURE) and len(png.read_bytes()) > 5_000
+        assert svg.read_text().lstrip().startswith("<?xml") and pdf.read_bytes().startswith(b"%PDF")
+        assert _png_size(png)[0] >= 7 * 200  # 200 dpi: at least 7 inches wide
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    header = path.read_bytes()[16:24]
+    return int.from_bytes(header[:4], "big"), int.from_bytes(header[4:], "big")
+
+
+def test_results_carry_predictions_provenance_kappa_intervals_and_references(halueval, tmp_path: Path) -> None:
+    settings = ProtocolSettings(train_size=10, shards=(0, 4, 10), seeds=(0, 1), test_size=8, bootstrap=500)
+    result = run_protocol(
+        HALUEVAL,
+        halueval,
+        model=MeteredChatModel(),
+        embeddings=FakeEmbeddings(),
+        memory_dir=tmp_path / "memory",
+        settings=settings,
+        source=str(DATA / "halueval_sample.jsonl"),
+    )
+    # every judgment, named: 2 seeds x (0 + 8, 4 + 8, 10 + 8) judgments
+    assert len(result.predictions) == 2 * (8 + 12 + 18)
+    row = next(p for p in result.predictions if p["split"] == "train" and p["examples_seen"] == 10)
+    assert set(row) >= {"id", "seed", "variant", "shard", "split", "expected", "verdict", "rationale"}
+    assert row["shard"] == 2 and row["guideline_ids"] is not None and row["episode_ids"]
+    assert row["in_memory"] == [row["id"]] and row["own_record_shown"]  # train: its own record, as measured
+    test_rows = [p for p in result.predictions if p["split"] == "test"]
+    assert not any(p["own_record_shown"] for p in test_rows)  # test: never shown its own record
+    assert {p["rationale"].split(":")[0] for p in test_rows} == {"FAKE MODEL"}
+
+    provenance = result.provenance
+    assert provenance["library"] == "memalign-graph" and provenance["library_version"]
+    assert provenance["embedding_model"].startswith("fake (FAKE EMBEDDINGS")
+    assert provenance["data_file"] == "halueval_sample.jsonl" and len(provenance["data_sha256"]) == 64
+    assert provenance["started_at"].endswith("+00:00") and "/" not in provenance["data_file"]
+
+    summary = next(r for r in result.summary if r["examples_seen"] == 10)
+    assert summary["test_kappa_mean"] is not None
+    for name in ("quality", "kappa"):
+        low, mean, high = (summary[f"test_{name}_{part}"] for part in ("low", "mean", "high"))
+        assert low <= mean <= high and -1.0 <= low and high <= 1.0
+    assert 0.0 <= summary["train_quality_low"] <= summary["train_quality_high"] <= 1.0
+
+    zero = next(r for r in result.summary if r["examples_seen"] == 0)
+    assert result.references["zero_shot"]["mean"] == zero["test_quality_mean"]
+    majority = result.references["majority_class"]
+    assert [entry["seed"] for entry in majority["per_seed"]] == [0, 1] and 0 <= majority["quality_mean"] <= 1
+
+    regressions = next(r for r in result.runs if r["examples_seen"] == 10)["regressions"]
+    assert regressions["checked"] == 4  # the examples seen at the previous shard, judged again
+    assert result.runs[0]["regressions"] is None
 
 
 def test_judgments_without_a_verdict_are_counted_never_guessed(halueval, tmp_path: Path) -> None:
@@ -182,7 +247,9 @@ def test_scores_are_measured_by_concordance(tmp_path: Path) -> None:
     test = result.runs[-1]["test"]
     assert test["metric"] == "ccc" and {"pearson", "mae", "ccc"} <= set(test)
     row = result.summary[-1]
-    assert "test_mae_mean" in row and row["test_quality_std"] is None  # one seed: no spread
+    assert "test_mae_mean" in row and row["test_quality_std"] is None  # one seed: no spread ...
+    assert row["test_quality_low"] is not None  # ... but an interval over its examples
+    assert "test_kappa_mean" not in row and "test_pearson_low" in row
 
 
 def test_variants_set_up_the_memories_they_name(halueval) -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from memalign_graph import Boolean, Categorical, Pairwise, Score
+from memalign_graph.evaluation.intervals import bootstrap_intervals
 from memalign_graph.evaluation.metrics import (
     NO_VERDICT,
     agreement_report,
+    cohens_kappa,
     concordance_correlation,
     confusion_matrix,
     exact_match,
@@ -106,3 +109,34 @@ def test_mean_and_spread_is_the_sample_standard_deviation_of_defined_values() ->
     assert mean == pytest.approx(0.7) and spread == pytest.approx(0.2)
     assert mean_and_spread([0.4]) == (0.4, None)
     assert mean_and_spread([None]) == (None, None)
+
+
+def test_cohens_kappa_by_hand_and_against_scikit_learn() -> None:
+    expert = ["y", "n", "y", "y", "n", "n", "y", "n"]
+    judge = ["y", "y", "y", "n", "n", "n", "y", "y"]
+    # p_o = 5/8; p_e = (4/8)(5/8) + (4/8)(3/8) = 1/2; kappa = (5/8 - 1/2) / (1/2) = 1/4
+    assert cohens_kappa(expert, judge) == pytest.approx(0.25)
+    sklearn = pytest.importorskip("sklearn.metrics")
+    assert cohens_kappa(expert, judge) == pytest.approx(sklearn.cohen_kappa_score(expert, judge))
+    assert cohens_kappa(expert, [None] * 8) == pytest.approx(0.0)  # no verdict: never agreeing, not by chance
+    assert cohens_kappa(["y", "y"], ["y", "y"]) is None  # chance agrees fully: undefined
+    assert agreement_report(Boolean(), [True, False], [True, True])["kappa"] == pytest.approx(0.0)
+
+
+def test_bootstrap_interval_matches_scipy_over_one_seed_and_widens_with_seeds() -> None:
+    scipy_stats = pytest.importorskip("scipy.stats")
+    expert = ["yes", "no"] * 30
+    judge = [e if index % 3 else ("no" if e == "yes" else "yes") for index, e in enumerate(expert)]
+    spec = Categorical(labels=("yes", "no"))
+    ours = bootstrap_intervals(spec, [(expert, judge)], ["exact_match"], replicates=4000)["exact_match"]
+    matches = [float(e == j) for e, j in zip(expert, judge, strict=True)]
+    theirs = scipy_stats.bootstrap((matches,), np.mean, method="percentile", n_resamples=4000, random_state=0)
+    assert ours == pytest.approx(tuple(theirs.confidence_interval), abs=0.02)
+    other = ["yes"] * 60  # a second seed that disagrees often: the interval over both seeds is wider
+    both = bootstrap_intervals(spec, [(expert, judge), (expert, other)], ["exact_match"])["exact_match"]
+    assert both is not None and both[1] - both[0] > ours[1] - ours[0]
+
+
+def test_bootstrap_gives_no_interval_where_the_metric_is_undefined() -> None:
+    intervals = bootstrap_intervals(Score(low=1, high=5), [([3, 3, 3], [3, 3, 3])], ["pearson", "mae"])
+    assert intervals["pearson"] is None and intervals["mae"] == (0.0, 0.0)

@@ -1,4 +1,5 @@
-"""The `memalign` command: align from a file, judge a file, inspect memory, run the evaluation protocol.
+"""The `memalign` command: align from a file, judge a file, inspect memory, run the evaluation protocol,
+and rank what experts should review next.
 
 Every command prints a user's mistake (a bad flag, file, row or setting) as one line and exits with
 status 2; an unexpected failure is one line too, with status 1 (MEMALIGN_DEBUG=1 shows the traceback).
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
-from memalign_graph.cli import align, evaluate, judge, memory
+from memalign_graph.cli import align, evaluate, judge, memory, review_queue
 from memalign_graph.cli.common import (
     CliError,
     data_options,
@@ -33,6 +34,7 @@ examples:
   memalign judge new_rows.jsonl --judge support_tone -o verdicts.jsonl
   memalign memory show --judge support_tone
   memalign eval labelled.jsonl --spec judge.yaml --out eval-results
+  memalign review-queue unlabelled.jsonl --judge support_tone -n 20
 
 A judge spec (YAML or JSON) names the judge and its verdict type; it is saved under the memory
 home, so later commands need only --judge NAME. Run `memalign COMMAND --help` for each command."""
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     judge.add_command(commands, [*shared, data_options(), progress_options()])
     memory.add_command(commands, shared)
     evaluate.add_command(commands, [*shared, data_options(), progress_options()])
+    review_queue.add_command(commands, [*shared, data_options()])
     return parser
 
 

@@ -23,6 +23,7 @@ from memalign_graph.cli.sources import EXAMPLES as SOURCE_EXAMPLES
 from memalign_graph.cli.sources import add_source_options, chosen_source, read_source
 from memalign_graph.cli.usage import price_options, prices_from, usage_line
 from memalign_graph.config import memory_home
+from memalign_graph.regressions import checked_alignment, describe_regressions
 
 EXAMPLE = f"""example:
   memalign align examples/data/halueval_sample.jsonl --spec examples/judges/halueval.yaml
@@ -32,7 +33,9 @@ EXAMPLE = f"""example:
 
 Rows already in memory with the same content are skipped, so running it again on the same file
 changes nothing (feedback from MLflow or LangSmith keeps the id it has there, so the same holds).
-Each chunk of feedback becomes one version in `memalign memory history`."""
+Each chunk of feedback becomes one version in `memalign memory history`.
+--check-regressions judges every seen example before and after (two judgments each), reports fixed,
+broken and unchanged verdicts, and exits with status 3 when a verdict that matched the expert no longer does."""
 
 
 def add_command(subcommands: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -48,6 +51,11 @@ def add_command(subcommands: argparse._SubParsersAction, parents: list[argparse.
     parser.add_argument("file", nargs="?", help="feedback file (.jsonl, .csv, .json; see --format)")
     add_source_options(parser)
     parser.add_argument("--chunk-size", type=int, default=16, help="feedback items per alignment run (default: 16)")
+    parser.add_argument(
+        "--check-regressions",
+        action="store_true",
+        help="re-judge the seen examples before and after; exit 3 if a verdict that matched the expert now does not",
+    )
     parser.set_defaults(run=run)
 
 
@@ -69,8 +77,14 @@ def run(args: argparse.Namespace) -> int:
     tracker = UsageTracker()
     started = time.perf_counter()
     with open_judge(args, spec, model, embeddings) as judge, track_usage(tracker):
+        if args.check_regressions:
+            seen = len(judge.memory.ledger()) + len(feedback)
+            print(
+                f"memalign: --check-regressions: judging up to {seen} seen examples before and after", file=sys.stderr
+            )
         with progress_bar(args, len(feedback), f"aligning {spec.name}") as bar:
-            report = align_in_chunks(judge, feedback, chunk_size=args.chunk_size, on_done=bar.update)
+            align = lambda: align_in_chunks(judge, feedback, chunk_size=args.chunk_size, on_done=bar.update)  # noqa: E731
+            report = checked_alignment(judge, feedback, align) if args.check_regressions else align()
         guidelines = len(judge.guidelines())
     print(
         f"aligned judge {spec.name!r} (namespace {args.namespace}) on {origin}: {len(feedback)} feedback read"
@@ -87,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
     for line in describe_distillation(report):
         print(f"  {line}")
     print(f"  {usage_line(tracker.total(), prices_from(args))}, {time.perf_counter() - started:.1f} s")
+    for line in describe_regressions(report["regressions"]) if "regressions" in report else []:
+        print(f"  {line}")
     if report["pending"]:
         first = report["failed_batches"][0]["error"] if report["failed_batches"] else "distillation failed"
         print(
@@ -95,4 +111,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    if "regressions" in report and report["regressions"]["broken"]:
+        broken = report["regressions"]["broken"]
+        print(f"memalign: {len(broken)} verdicts that matched the expert no longer do (see above)", file=sys.stderr)
+        return 3
     return 0

@@ -21,24 +21,32 @@ from memalign_graph.cli.common import (
 from memalign_graph.cli.usage import price_options, prices_from
 from memalign_graph.errors import ConfigurationError
 from memalign_graph.evaluation.ablations import FEEDBACK_VARIANTS, MEMORY_VARIANTS, Variant
+from memalign_graph.evaluation.intervals import DEFAULT_REPLICATES
 from memalign_graph.evaluation.protocol import DEFAULT_SHARDS, EvaluationResult, ProtocolSettings, run_protocol
 from memalign_graph.evaluation.results import (
     confusion_matrices_text,
     results_table,
     write_json,
+    write_markdown,
+    write_predictions,
+    write_quality_cost_csv,
     write_runs_csv,
     write_summary_csv,
 )
 
-EXAMPLE = """examples:
+EXAMPLE = """examples (the shipped samples; defaults fit each file):
   memalign eval examples/data/halueval_sample.jsonl --spec examples/judges/halueval.yaml \\
-      --train-size 20 --shards 0,5,10,20 --seeds 0,1 --out eval-halueval
-  memalign eval /work/shared/data/prometheus_mt_bench_eval.jsonl --spec examples/judges/prometheus.yaml \\
-      --test-size 100 --memory both,semantic,episodic --price-input 0.4 --price-output 1.6
+      --memory both,semantic,episodic --out eval/halueval
+  memalign eval examples/data/prometheus_sample.jsonl --spec examples/judges/prometheus.yaml \\
+      --memory both,semantic,episodic --out eval/prometheus --price-input 0.4 --price-output 1.6
+  memalign eval examples/data/llmbar_natural_sample.json --spec examples/judges/llmbar.yaml \\
+      --memory both,semantic,episodic --out eval/llmbar
 
 Memory starts empty for every seed and variant (in a temporary folder, or --memory-dir), never in
-your judge's home. Writes results.json, results.csv (mean and spread), runs.csv (every seed),
-learning_curve.png and tokens_per_judgment.png into --out."""
+your judge's home. Test examples are never shown their own record. Writes into --out: results.json
+(every number, every prediction, provenance), results.md (a table for a README), results.csv (mean
+and 95% interval per variant and shard), runs.csv (every seed), predictions.jsonl, quality_cost.csv,
+and learning_curve, quality_vs_cost and tokens_per_judgment as PNG, SVG and PDF."""
 
 
 def add_command(subcommands: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -55,11 +63,15 @@ def add_command(subcommands: argparse._SubParsersAction, parents: list[argparse.
     parser.add_argument(
         "--out", type=Path, default=Path("memalign-eval"), help="output folder (default: memalign-eval)"
     )
-    parser.add_argument("--train-size", type=int, default=50, help="training examples per seed (default: 50)")
+    parser.add_argument(
+        "--train-size",
+        type=int,
+        help="training examples per seed (default: 50, the paper's, when the file has 100 or more; else half)",
+    )
     parser.add_argument(
         "--shards",
-        default=",".join(map(str, DEFAULT_SHARDS)),
-        help="examples seen at each measurement (default: 0,2,5,10,20,50)",
+        help=f"examples seen at each measurement (default: {','.join(map(str, DEFAULT_SHARDS))}, "
+        "up to the train size, and the train size itself)",
     )
     parser.add_argument("--seeds", default="0,1,2", help="seeds of the train/test split (default: 0,1,2)")
     parser.add_argument("--test-size", type=int, help="cap the test set to a random N (default: all the rest)")
@@ -68,17 +80,24 @@ def add_command(subcommands: argparse._SubParsersAction, parents: list[argparse.
     parser.add_argument("--k", type=int, default=5, help="episodes retrieved per judgment (default: 5)")
     parser.add_argument("--concurrency", type=int, default=4, help="judgments in flight at once (default: 4)")
     parser.add_argument("--memory-dir", type=Path, help="keep the protocol's memory here (must be new or empty)")
-    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument(
+        "--bootstrap", type=int, default=DEFAULT_REPLICATES, help="resamples for the 95%% intervals (0: none)"
+    )
+    parser.add_argument("--no-plots", action="store_true", help="skip the plots (PNG, SVG, PDF)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.concurrency < 1 or args.k < 0:
         raise CliError("--concurrency must be at least 1 and --k at least 0")
+    if args.bootstrap < 0:
+        raise CliError(f"--bootstrap: {args.bootstrap} must be 0 (no intervals) or more")
     spec = resolve_spec(args, save=False)
-    settings = ProtocolSettings(
+    dataset = read_dataset(args, spec, require="value")
+    settings = ProtocolSettings.fitting(
+        len(dataset.examples),
         train_size=args.train_size,
-        shards=_integers(args.shards, "--shards"),
+        shards=_integers(args.shards, "--shards") if args.shards else None,
         seeds=_integers(args.seeds, "--seeds"),
         variants=tuple(
             Variant(memory=memory, feedback=feedback)  # type: ignore[arg-type]
@@ -89,9 +108,15 @@ def run(args: argparse.Namespace) -> int:
         k=args.k,
         max_concurrency=args.concurrency,
         prices=prices_from(args),
+        bootstrap=args.bootstrap,
     )
-    dataset = read_dataset(args, spec, require="value")
     settings.check(len(dataset.examples))
+    if args.train_size is None or args.shards is None:
+        print(
+            f"memalign: train size {settings.train_size} of {len(dataset.examples)} examples, shards "
+            f"{','.join(map(str, settings.shards))} (defaults fitted to the file; --train-size and --shards set them)",
+            file=sys.stderr,
+        )
     model = resolve_model(args)
     embeddings = resolve_embedding_model(args)
     label = model_label(model)
@@ -121,6 +146,9 @@ def run(args: argparse.Namespace) -> int:
         write_json(result, args.out / "results.json"),
         write_summary_csv(result, args.out / "results.csv"),
         write_runs_csv(result, args.out / "runs.csv"),
+        write_markdown(result, args.out / "results.md"),
+        write_predictions(result, args.out / "predictions.jsonl"),
+        write_quality_cost_csv(result, args.out / "quality_cost.csv"),
     ]
     if not args.no_plots:
         written += _plots(result, args.out)
@@ -141,13 +169,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _plots(result: EvaluationResult, out: Path) -> list[Path]:
-    from memalign_graph.evaluation.plots import plot_learning_curves, plot_tokens_per_judgment
+    from memalign_graph.evaluation.plots import plot_learning_curves, plot_quality_vs_cost, plot_tokens_per_judgment
 
-    title = f"{result.judge} on {Path(result.source).name} - {result.model}"
     try:
         return [
-            plot_learning_curves(result.summary, out / "learning_curve.png", metric=result.metric, title=title),
-            plot_tokens_per_judgment(result.summary, out / "tokens_per_judgment.png", title=title),
+            *plot_learning_curves(result, out / "learning_curve"),
+            *plot_quality_vs_cost(result, out / "quality_vs_cost"),
+            *plot_tokens_per_judgment(result, out / "tokens_per_judgment"),
         ]
     except ConfigurationError as error:
         print(f"memalign: no plots: {first_line(error)}", file=sys.stderr)

@@ -34,7 +34,9 @@ EXAMPLE = """example:
   memalign judge drafts.csv --judge support_tone --inputs question --outputs answer --concurrency 8
 
 Each output line is {id, where, verdict: {key, score, comment, metadata} or null, error, expected, usage, model}.
-A row the model gave no valid verdict for has verdict null and its error; nothing is made up."""
+A row the model gave no valid verdict for has verdict null and its error; nothing is made up.
+A row the judge's memory already holds (same id or same content) is flagged in metadata.in_memory and
+counted in a warning: its verdict saw the expert's own answer. --exclude-self judges each row around it."""
 
 CHUNK_PER_WORKER = 8
 
@@ -51,6 +53,11 @@ def add_command(subcommands: argparse._SubParsersAction, parents: list[argparse.
     parser.add_argument("file", help="rows to judge (.jsonl, .csv, .json; see --format)")
     parser.add_argument("-o", "--output", type=Path, help="JSONL file to write (default: standard output)")
     parser.add_argument("--concurrency", type=int, default=4, help="judgments in flight at once (default: 4)")
+    parser.add_argument(
+        "--exclude-self",
+        action="store_true",
+        help="never show a row its own record in memory (same id or content): judge it as a new example",
+    )
     parser.set_defaults(run=run)
 
 
@@ -66,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     expected: list[Any] = []
     predicted: list[Any] = []
     failures: list[str] = []
+    leaked: list[str] = []
     started = time.perf_counter()
     with open_judge(args, spec, model, embeddings) as judge, _output(args.output) as out, track_usage(tracker):
         with progress_bar(args, len(dataset.examples), f"judging with {spec.name}") as bar:
@@ -74,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
                 chunk = dataset.examples[start : start + size]
                 verdicts = judge_examples(
                     judge,
-                    [example.example() for example in chunk],
+                    [_guarded(example, args.exclude_self) for example in chunk],
                     labels=[example.where for example in chunk],
                     max_concurrency=args.concurrency,
                     tracker=tracker,
@@ -86,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
                     out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
                     if isinstance(verdict, Exception):
                         failures.append(f"{example.where}: {row['error']}")
+                    elif verdict["metadata"].get("in_memory"):
+                        leaked.append(example.where)
                     if example.value is not None:
                         expected.append(example.value)
                         predicted.append(None if isinstance(verdict, Exception) else verdict["score"])
@@ -107,11 +117,32 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"  agreement with the file's {len(expected)} expert values: {report['metric']} {quality}", file=sys.stderr
         )
+    if leaked:
+        print(_leak_warning(leaked, total, spec.name, excluded=args.exclude_self), file=sys.stderr)
     for failure in failures[:5]:
         print(f"memalign: no verdict for {failure}", file=sys.stderr)
     if failures and len(failures) == total:
         return 1
     return 0
+
+
+def _guarded(example: LabeledExample, exclude_self: bool) -> dict[str, Any]:
+    """The row as the judge sees it, named by its id so the leakage guard can recognise it."""
+    return {**example.example(), "example_id": example.id, "exclude_self": exclude_self}
+
+
+def _leak_warning(leaked: list[str], total: int, judge: str, *, excluded: bool) -> str:
+    where = ", ".join(leaked[:3]) + (", ..." if len(leaked) > 3 else "")
+    if excluded:
+        return (
+            f"memalign: {len(leaked)} of {total} rows are in judge {judge}'s memory ({where}); "
+            "--exclude-self judged them around their own records"
+        )
+    return (
+        f"memalign: warning: {len(leaked)} of {total} rows are in judge {judge}'s memory by id or content "
+        f"({where}): each was shown its own expert verdict, so agreement on them says nothing about new rows; "
+        "--exclude-self judges them around their own records"
+    )
 
 
 def _row(example: LabeledExample, verdict: Any, usage: Any, label: str) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The MemAlign evaluation protocol: datasets, ablations, metrics, results and plots.
+"""The MemAlign evaluation protocol: datasets, ablations, metrics (exact match, Cohen's kappa, CCC) with
+bootstrap intervals, every prediction with its provenance, results and plots (PNG, SVG, PDF).
 
 load_examples     datasets   labelled examples from JSONL, CSV, JSON and the two built-in layouts
 Variant           ablations  which memories and which parts of the feedback a run uses

@@ -5,6 +5,9 @@
   (`AlignmentContext(distill=False)`), so semantic memory stays empty and no LLM call is spent on it.
 - feedback `label`: the expert's value without the rationale; `rationale`: the rationale without the value
   (a row with no rationale then gives no feedback at all).
+
+Reports name them as the paper does: `MemAlign` (both memories), `semantic only`, `episodic only`, with
+`labels only` or `feedback only` added for the feedback ablations.
 """
 
 from __future__ import annotations
@@ -52,6 +55,34 @@ class Variant:
     @property
     def label(self) -> str:
         return f"memory={self.memory}, feedback={self.feedback}"
+
+    @property
+    def name(self) -> str:
+        """The name a paper gives it: `MemAlign`, `semantic only`, `episodic only, labels only`, ..."""
+        return variant_name(self.key)
+
+
+MEMORY_NAMES = {"both": "MemAlign", "semantic": "semantic only", "episodic": "episodic only"}
+FEEDBACK_NAMES = {"both": "", "label": "labels only", "rationale": "feedback only"}
+
+
+def variant_order(key: str) -> tuple[int, int, str]:
+    """Where a variant goes in tables and legends: MemAlign first, then semantic only, then episodic only."""
+    memory, _, feedback = key.partition("-")
+    memories, feedbacks = list(MEMORY_NAMES), list(FEEDBACK_NAMES)
+    return (
+        memories.index(memory) if memory in memories else len(memories),
+        feedbacks.index(feedback) if feedback in feedbacks else len(feedbacks),
+        key,
+    )
+
+
+def variant_name(key: str) -> str:
+    """A variant key (`both-both`, `episodic-label`) as readers know it; an unknown key stays as it is."""
+    memory, _, feedback = key.partition("-")
+    if memory not in MEMORY_NAMES or feedback not in FEEDBACK_NAMES:
+        return key
+    return ", ".join(part for part in (MEMORY_NAMES[memory], FEEDBACK_NAMES[feedback]) if part)
 
 
 def variant_feedback(example: LabeledExample, variant: Variant) -> Feedback | None:

@@ -1,8 +1,8 @@
 """Reading feedback and evaluation sets from files: JSONL, CSV, JSON arrays, and two built-in layouts.
 
 A column mapping says which field of a row is the judged inputs, outputs and expectations, the
-expert's value and rationale, and the row's id. The built-in layouts are the normalized JSONL of
-`shared/data` (`{id, inputs, outputs, expectations, label, rationale, meta}`) and LLMBar's pairwise
+expert's value and rationale, and the row's id. The built-in layouts are the normalized JSONL of the
+shipped samples (`{id, inputs, outputs, expectations, label, rationale, meta}`) and LLMBar's pairwise
 files (`[{input, output_1, output_2, label}]`). Every row is checked against the judge before anything
 runs, and a bad row is named by file and line; it is skipped only when the caller asks for that.
 """

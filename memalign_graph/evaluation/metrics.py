@@ -1,4 +1,4 @@
-"""How well a judge agrees with experts: exact match for labels, concordance for scores.
+"""How well a judge agrees with experts: exact match and Cohen's kappa for labels, concordance for scores.
 
 A judgment that produced no verdict is passed as `None`. Exact match counts it as a disagreement (a
 judge that answers nothing is not right); the score metrics use only the answered pairs, and every
@@ -24,6 +24,26 @@ def exact_match(expected: Sequence[Any], predicted: Sequence[Any | None]) -> flo
     if not expected:
         return None
     return sum(p is not None and p == e for e, p in zip(expected, predicted, strict=True)) / len(expected)
+
+
+def cohens_kappa(expected: Sequence[Any], predicted: Sequence[Any | None]) -> float | None:
+    """Cohen's kappa: agreement corrected for what the two label frequencies give by chance.
+
+    kappa = (p_o - p_e) / (1 - p_e), with p_o the exact match and p_e the sum over labels of the expert's
+    share times the judge's share. No verdict is a category of its own that never matches (so p_o is the
+    exact match above); None when chance alone agrees fully (one label on both sides).
+    """
+    _same_length(expected, predicted)
+    if not expected:
+        return None
+    n = len(expected)
+    guesses = [NO_VERDICT if p is None else label_name(p) for p in predicted]
+    truths = [label_name(e) for e in expected]
+    observed = sum(t == g for t, g in zip(truths, guesses, strict=True)) / n
+    chance = sum((truths.count(label) / n) * (guesses.count(label) / n) for label in set(truths))
+    if chance >= 1.0:
+        return None
+    return (observed - chance) / (1.0 - chance)
 
 
 def concordance_correlation(expected: Sequence[float], predicted: Sequence[float]) -> float | None:
@@ -94,7 +114,7 @@ def agreement_report(output: OutputType, expected: Sequence[Any], predicted: Seq
         )
         return report
     accuracy = exact_match(expected, predicted)
-    report.update(metric="exact_match", quality=accuracy, exact_match=accuracy)
+    report.update(metric="exact_match", quality=accuracy, exact_match=accuracy, kappa=cohens_kappa(expected, predicted))
     report["confusion_matrix"] = confusion_matrix(expected, predicted, output_labels(output))
     return report
 
@@ -111,6 +131,21 @@ def output_labels(output: OutputType) -> list[Any]:
 
 def quality_metric_name(output: OutputType) -> str:
     return "concordance correlation (CCC)" if isinstance(output, Score) else "exact match"
+
+
+def metric_names(output: OutputType) -> tuple[str, ...]:
+    """The metrics an agreement report of this output type carries (each gets a bootstrap interval)."""
+    return ("ccc", "pearson", "mae", "exact_match") if isinstance(output, Score) else ("exact_match", "kappa")
+
+
+METRIC_LABELS = {
+    "exact_match": "exact match",
+    "kappa": "Cohen's kappa",
+    "ccc": "concordance correlation (CCC)",
+    "pearson": "Pearson's r",
+    "mae": "mean absolute error",
+}
+METRIC_RANGES = {"exact_match": (0.0, 1.0), "kappa": (-1.0, 1.0), "ccc": (-1.0, 1.0), "pearson": (-1.0, 1.0)}
 
 
 def label_name(value: Any) -> str:

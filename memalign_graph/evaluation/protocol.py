@@ -24,16 +24,39 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from memalign_graph.accounting import Prices, Usage, UsageTracker, track_usage
 from memalign_graph.bulk import judge_examples
 from memalign_graph.errors import MemAlignError
-from memalign_graph.evaluation.ablations import Variant, VariantJudges, open_variant_judges, variant_feedback
+from memalign_graph.evaluation.ablations import (
+    Variant,
+    VariantJudges,
+    open_variant_judges,
+    variant_feedback,
+    variant_order,
+)
 from memalign_graph.evaluation.datasets import LabeledExample
+from memalign_graph.evaluation.intervals import DEFAULT_REPLICATES
 from memalign_graph.evaluation.metrics import agreement_report, quality_metric_name
-from memalign_graph.evaluation.summary import costs, describe_error, error_counts, per_judgment, summarize
+from memalign_graph.evaluation.predictions import (
+    add_intervals,
+    judged_example,
+    majority_reference,
+    prediction_rows,
+    shard_regressions,
+)
+from memalign_graph.evaluation.provenance import provenance
+from memalign_graph.evaluation.summary import (
+    costs,
+    describe_error,
+    error_counts,
+    mean_and_spread,
+    per_judgment,
+    summarize,
+)
 from memalign_graph.feedback import Feedback
 from memalign_graph.memory.qdrant_store import QdrantEpisodicStore
 from memalign_graph.records import Verdict
 from memalign_graph.spec import JudgeSpec
 
 DEFAULT_SHARDS = (0, 2, 5, 10, 20, 50)
+PAPER_TRAIN_SIZE = 50
 ALIGNMENT_STAGES = ("validate", "distill", "dedupe", "write_memory")
 JUDGING_STAGES = ("retrieve", "build_working_memory", "judge", "parse")
 
@@ -54,6 +77,19 @@ class ProtocolSettings:
     k: int = 5
     max_concurrency: int = 4
     prices: Prices | None = None
+    bootstrap: int = DEFAULT_REPLICATES  # resamples for the 95% intervals; 0 leaves them out
+
+    @classmethod
+    def fitting(cls, available: int, **given: Any) -> ProtocolSettings:
+        """Settings that fit `available` examples: the paper's 50 training examples when at least 100 are
+        available, else half of them; its shards up to that train size (and the train size itself).
+        Settings given (and not None) are kept as they are."""
+        chosen = {name: value for name, value in given.items() if value is not None}
+        train_size = chosen.setdefault(
+            "train_size", PAPER_TRAIN_SIZE if available >= 2 * PAPER_TRAIN_SIZE else available // 2
+        )
+        chosen.setdefault("shards", tuple(sorted({*(s for s in DEFAULT_SHARDS if s < train_size), train_size})))
+        return cls(**chosen)
 
     def check(self, available: int) -> None:
         """Raise `EvaluationError` naming the setting that cannot work with `available` examples."""
@@ -106,8 +142,11 @@ class EvaluationResult:
     model: str
     source: str
     settings: dict[str, Any]
+    provenance: dict[str, Any] = field(default_factory=dict)
+    references: dict[str, Any] = field(default_factory=dict)
     runs: list[dict[str, Any]] = field(default_factory=list)
     summary: list[dict[str, Any]] = field(default_factory=list)
+    predictions: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -142,7 +181,9 @@ def run_protocol(
         model=model_label or type(model).__name__,
         source=source,
         settings=_settings_dict(settings, len(examples)),
+        provenance=provenance(model=model_label or type(model).__name__, embeddings=embeddings, source=source),
     )
+    majority = []
     store = QdrantEpisodicStore(path=folder / "episodes")
     connection = sqlite3.connect(folder / "semantic.sqlite", check_same_thread=False)
     try:
@@ -151,6 +192,7 @@ def run_protocol(
             train, test = split_train_test(
                 examples, train_size=settings.train_size, seed=seed, test_size=settings.test_size
             )
+            majority.append({"seed": seed, **majority_reference(spec.output, train, test)})
             for variant in settings.variants:
                 with open_variant_judges(
                     spec,
@@ -163,12 +205,35 @@ def run_protocol(
                     k=settings.k,
                     max_concurrency=settings.max_concurrency,
                 ) as judges:
-                    result.runs.extend(_learning_curve(judges, spec, seed, variant, train, test, settings, on_progress))
+                    runs, predictions = _learning_curve(judges, spec, seed, variant, train, test, settings, on_progress)
+                    result.runs.extend(runs)
+                    result.predictions.extend(predictions)
     finally:
         store.close()
         connection.close()
     result.summary = summarize(result.runs)
+    add_intervals(result.summary, result.predictions, spec.output, replicates=settings.bootstrap)
+    result.references = references(result.summary, majority)
     return result
+
+
+def references(summary: Sequence[dict[str, Any]], majority: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """What the curves are read against: the judge with empty memory (zero-shot, when shard 0 was measured;
+    every variant measures the same judge there, the first is reported) and the majority class."""
+    first = sorted(summary, key=lambda row: variant_order(row["variant"]))
+    zero = next((row for row in first if row["examples_seen"] == 0), None)
+    quality = [entry["quality"] for entry in majority]
+    return {
+        "zero_shot": None
+        if zero is None
+        else {
+            key: zero[f"test_quality_{key}"] for key in ("mean", "std", "low", "high") if f"test_quality_{key}" in zero
+        },
+        "majority_class": {
+            "quality_mean": mean_and_spread(quality)[0],
+            "per_seed": list(majority),
+        },
+    }
 
 
 def _learning_curve(
@@ -180,19 +245,27 @@ def _learning_curve(
     test: list[LabeledExample],
     settings: ProtocolSettings,
     on_progress: Callable[[int], None] | None,
-) -> list[dict[str, Any]]:
-    """One seed and variant: align shard by shard from empty memory, measuring after each shard."""
-    runs = []
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One seed and variant: align shard by shard from empty memory, measuring after each shard; the runs,
+    and every judgment as a prediction row."""
+    runs: list[dict[str, Any]] = []
+    predictions: list[dict[str, Any]] = []
+    previous: list[dict[str, Any]] = []
     seen = given = 0
     alignment_total = Usage()
-    for shard in settings.shards:
+    for index, shard in enumerate(settings.shards):
         feedback = [item for item in (variant_feedback(example, variant) for example in train[seen:shard]) if item]
         alignment_usage, alignment = _align(judges, feedback)
         alignment_total = alignment_total + alignment_usage
         if on_progress and shard > seen:
             on_progress(shard - seen)
         seen, given = shard, given + len(feedback)
-        measured, judging_usage = _measure(judges, spec, train[:seen], test, settings, on_progress)
+        measured, judging_usage, judged = _measure(judges, spec, train[:seen], test, settings, on_progress)
+        rows = prediction_rows(
+            judged, [*(["train"] * seen), *(["test"] * len(test))], measured.pop("verdicts"),
+            seed=seed, variant=variant.key, shard=index, examples_seen=seen,
+        )  # fmt: skip
+        predictions.extend(rows)
         runs.append(
             {
                 "seed": seed,
@@ -203,13 +276,15 @@ def _learning_curve(
                 "feedback_given": given,
                 "guidelines": len(judges.judge.guidelines()),
                 **measured,
+                "regressions": shard_regressions(previous, rows) if index else None,
                 "alignment": {**alignment, "cumulative": alignment_total.as_dict()},
                 "cost": costs(
                     settings.prices, alignment_usage, alignment_total, judging_usage, measured["judging"]["judgments"]
                 ),
             }
         )
-    return runs
+        previous = rows
+    return runs, predictions
 
 
 def _measure(
@@ -219,15 +294,16 @@ def _measure(
     test: list[LabeledExample],
     settings: ProtocolSettings,
     on_progress: Callable[[int], None] | None,
-) -> tuple[dict[str, Any], Usage]:
-    """Judge the seen training examples and the test set; agreement, and each judgment's accounting."""
+) -> tuple[dict[str, Any], Usage, list[LabeledExample]]:
+    """Judge the seen training examples (their own records in memory) and the test set (never shown its
+    own record); agreement, each judgment's accounting, and the verdicts."""
     judged = [*seen, *test]
     tracker = UsageTracker()
     started = time.perf_counter()
     with track_usage(tracker):
         verdicts = judge_examples(
             judges.judge,
-            [example.example() for example in judged],
+            [judged_example(example, "train") for example in seen] + [judged_example(e, "test") for e in test],
             labels=[f"train:{e.id}" for e in seen] + [f"test:{e.id}" for e in test],
             max_concurrency=settings.max_concurrency,
             tracker=tracker,
@@ -248,8 +324,9 @@ def _measure(
             "per_judgment": per_judgment(usage, len(judged)),
         },
         "no_verdict_errors": error_counts(verdicts),
+        "verdicts": verdicts,
     }
-    return measured, usage
+    return measured, usage, judged
 
 
 def _align(judges: VariantJudges, feedback: list[Feedback]) -> tuple[Usage, dict[str, Any]]:
@@ -294,4 +371,7 @@ def _settings_dict(settings: ProtocolSettings, available: int) -> dict[str, Any]
         "k": settings.k,
         "max_concurrency": settings.max_concurrency,
         "prices_per_million_tokens": asdict(settings.prices) if settings.prices else None,
+        "bootstrap_replicates": settings.bootstrap,
+        "test_judged": "around its own record (exclude_self): never shown it",
+        "train_judged": "with its own record in memory (fitting to the feedback seen, as the paper measures)",
     }

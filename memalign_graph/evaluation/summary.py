@@ -33,8 +33,8 @@ def summarize(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             row[f"{split}_quality_mean"], row[f"{split}_quality_std"] = mean_and_spread(r["quality"] for r in reports)
             row[f"{split}_no_verdict"] = sum(r["no_verdict"] for r in reports)
             row[f"{split}_judged"] = sum(r["n"] for r in reports)
-            for extra in ("pearson", "mae"):
-                if reports and extra in reports[0]:
+            for extra in ("pearson", "mae", "kappa", "exact_match"):
+                if reports and extra in reports[0] and extra != reports[0]["metric"]:
                     row[f"{split}_{extra}_mean"], _ = mean_and_spread(r[extra] for r in reports)
         row["guidelines_mean"], _ = mean_and_spread(run["guidelines"] for run in group)
         for key in ("calls", "total_tokens", "seconds"):
@@ -43,6 +43,10 @@ def summarize(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         row["alignment_tokens_mean"], _ = mean_and_spread(
             run["alignment"]["cumulative"]["total_tokens"] for run in group
         )
+        if first.get("regressions") is not None:
+            for kind in ("fixed", "broken"):
+                row[f"{kind}_mean"], _ = mean_and_spread(len(run["regressions"][kind]) for run in group)
+            row["rechecked_mean"], _ = mean_and_spread(run["regressions"]["checked"] for run in group)
         if first["cost"] is not None:
             row["cost_per_judgment_mean"], _ = mean_and_spread(run["cost"]["per_judgment"] for run in group)
             row["alignment_cost_mean"], _ = mean_and_spread(run["cost"]["alignment_cumulative"] for run in group)

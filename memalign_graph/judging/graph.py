@@ -18,6 +18,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import get_runtime
 
 from memalign_graph.context import JudgeContext
+from memalign_graph.judging.leakage import SelfCheck
 from memalign_graph.judging.state import JudgeInput, JudgeOutput, JudgeState
 from memalign_graph.judging.verdict import parse_verdict, verdict_schema
 from memalign_graph.judging.working_memory import build_judge_prompt, memory_used
@@ -124,15 +125,19 @@ def build_judge_graph(
         return context or runtime.context or JudgeContext()
 
     def retrieve(state: JudgeState) -> dict[str, Any]:
-        """Fetch both memories: every guideline, and the k past examples nearest to this input."""
+        """Fetch both memories: every guideline, and the k past examples nearest to this input (never one
+        the run excludes); note which of them are this very example (the leakage guard)."""
         context, resources, example = retrieval(state)
         namespace = namespace_for(resources, context)
         snapshot = semantic_memory_of(resources).read(resources.spec.name, namespace)
-        episodes = []
+        guard = self_check(state, example, context)
+        episodes: list[Any] = []
+        fetched: list[Any] = []
         if context.k > 0 and snapshot.has_episodes:
             vector = resources.embeddings.embed_query(retrieval_text(example, max_tokens=context.field_token_budget))
-            episodes = resources.episodic_store.search(resources.spec.name, namespace, vector, context.k)
-        return retrieved(example, snapshot.guidelines, episodes)
+            store, name = resources.episodic_store, resources.spec.name
+            episodes, fetched = guard.search(lambda limit: store.search(name, namespace, vector, limit), context.k)
+        return retrieved(example, guard, snapshot.guidelines, episodes, fetched)
 
     async def aretrieve(state: JudgeState) -> dict[str, Any]:
         """`retrieve` for async runs: the semantic read and the query embedding are awaited."""
@@ -141,23 +146,41 @@ def build_judge_graph(
         context, example = settings(runtime), resources.spec.validate_record(state, where="input")
         namespace = namespace_for(resources, context)
         snapshot = await semantic_memory_of(resources).aread(resources.spec.name, namespace)
-        episodes = []
+        guard = self_check(state, example, context)
+        episodes: list[Any] = []
+        fetched: list[Any] = []
         if context.k > 0 and snapshot.has_episodes:
             text = retrieval_text(example, max_tokens=context.field_token_budget)
             vector = await resources.embeddings.aembed_query(text)
-            episodes = await resources.episodic_store.asearch(resources.spec.name, namespace, vector, context.k)
-        return retrieved(example, snapshot.guidelines, episodes)
+            store, name = resources.episodic_store, resources.spec.name
+            episodes, fetched = await guard.asearch(
+                lambda limit: store.asearch(name, namespace, vector, limit), context.k
+            )
+        return retrieved(example, guard, snapshot.guidelines, episodes, fetched)
 
     def retrieval(state: JudgeState) -> tuple[JudgeContext, Resources, dict[str, Any]]:
         runtime = get_runtime()
         resources = resolve(runtime)
         return settings(runtime), resources, resources.spec.validate_record(state, where="input")
 
-    def retrieved(example: dict[str, Any], guidelines: list[Any], episodes: list[Any]) -> dict[str, Any]:
+    def self_check(state: JudgeState, example: dict[str, Any], context: JudgeContext) -> SelfCheck:
+        return SelfCheck.of(
+            example,
+            given_id=state.get("example_id"),
+            exclude_ids=state.get("exclude_ids") or (),
+            exclude_self=context.exclude_self,
+        )
+
+    def retrieved(
+        example: dict[str, Any], guard: SelfCheck, guidelines: list[Any], episodes: list[Any], fetched: list[Any]
+    ) -> dict[str, Any]:
+        shown_guidelines, in_memory, excluded = guard.screen(guidelines, fetched)
         return {
             **example,
-            "guidelines": guidelines,
+            "guidelines": shown_guidelines,
             "episodes": episodes,
+            "in_memory": in_memory,
+            "excluded": excluded,
             "attempts": 0,
             "raw_outputs": [],
             "error": None,

@@ -11,6 +11,8 @@ class JudgeInput(TypedDict, total=False):
     inputs: Any
     outputs: Any
     expectations: Any
+    example_id: str  # the example's id in the caller's data: feedback memory holds under it is reported
+    exclude_ids: list[str]  # feedback this judgment must not be shown (episodes, and guidelines only they support)
 
 
 class MemoryUsed(TypedDict):
@@ -44,4 +46,6 @@ class JudgeState(JudgeInput, total=False):
     attempts: int
     error: str | None
     structured_output: str
+    in_memory: list[str]  # this example's own records found in memory (the leakage guard)
+    excluded: list[str]  # feedback ids retrieval left out
     verdict: Verdict

@@ -68,5 +68,7 @@ def _verdict(spec: JudgeSpec, value: Any, answer: Mapping[str, Any], state: Judg
             "episode_ids": memory["episode_ids"],
             "attempts": state["attempts"],
             "structured_output": state.get("structured_output", ""),
+            "in_memory": list(state.get("in_memory", [])),
+            "excluded_ids": list(state.get("excluded", [])),
         },
     )

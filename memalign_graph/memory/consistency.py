@@ -15,6 +15,9 @@ from langchain_core.embeddings import Embeddings
 
 from memalign_graph.context import AlignmentContext
 from memalign_graph.memory.episodic import EpisodicStore
+from memalign_graph.memory.guidelines import provenance, prune_provenance
+from memalign_graph.memory.ledger import NOTHING_OUTSTANDING
+from memalign_graph.memory.semantic import MemoryThread
 from memalign_graph.records import FeedbackRecord, Guideline
 from memalign_graph.rendering import retrieval_text
 
@@ -99,4 +102,37 @@ def repair_episodes(
     if write:
         texts = [retrieval_text(record, max_tokens=context.field_token_budget) for record in write]
         store.upsert(judge, namespace, write, texts, embeddings.embed_documents(texts))
+    return found
+
+
+def verify_memory(
+    memory: MemoryThread, store: EpisodicStore, judge: str, context: AlignmentContext
+) -> ConsistencyReport:
+    """What `check` finds in a judge's two memories as they are now, unfinished alignment included."""
+    values = memory.values()
+    unfinished = memory.unfinished()
+    return check(
+        values.get("records") or {},
+        values.get("guidelines") or {},
+        store.fingerprints(judge, memory.namespace),
+        context,
+        unfinished_run=unfinished,
+        owed=(values.get("outstanding") or NOTHING_OUTSTANDING)["episodes"] if unfinished else (),
+    )
+
+
+def repair_memory(
+    memory: MemoryThread, store: EpisodicStore, embeddings: Embeddings, judge: str, context: AlignmentContext
+) -> ConsistencyReport:
+    """Finish an interrupted alignment, then make episodes match the ledger and drop provenance the ledger
+    does not hold; returns what was found before."""
+    found = verify_memory(memory, store, judge, context)
+    with memory.exclusive(context):  # finishes what a crash left
+        values = memory.values()
+        records = values.get("records") or {}
+        repair_episodes(store, embeddings, judge, memory.namespace, records, context)
+        guidelines = values.get("guidelines") or {}
+        stray = provenance(guidelines) - records.keys()
+        if stray:
+            memory.write({**values, "guidelines": prune_provenance(guidelines, stray)})
     return found
