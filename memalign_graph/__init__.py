@@ -52,34 +52,86 @@ verdicts around an alignment), `memalign_graph.review_queue` (what experts shoul
 `memalign` command (`memalign_graph.cli`).
 """
 
-from memalign_graph.alignment import create_alignment_graph
-from memalign_graph.config import local_minilm_embeddings, resolve_chat_model, resolve_embeddings
-from memalign_graph.context import AlignmentContext, FeedbackContext, JudgeContext
-from memalign_graph.errors import (
-    ConfigurationError,
-    EpisodicStoreError,
-    InvalidValueError,
-    MemAlignError,
-    ProviderDownError,
-    VerdictParseError,
-)
-from memalign_graph.evaluator_results import EvaluatorResult
-from memalign_graph.evaluators import (
-    create_async_memalign_evaluator,
-    create_comparative_memalign_evaluator,
-    create_memalign_evaluator,
-)
-from memalign_graph.feedback import Feedback
-from memalign_graph.feedback_graph import ExpertReview, create_feedback_graph
-from memalign_graph.judge import MemAlignJudge
-from memalign_graph.judging import create_judge_graph
-from memalign_graph.memory.episodic import EpisodicStore
-from memalign_graph.memory.qdrant_store import QdrantEpisodicStore
-from memalign_graph.memory.reader import CheckpointSemanticMemory, SemanticMemoryReader
-from memalign_graph.memory.semantic import MemoryThread, memory_thread_id
-from memalign_graph.memory.transfer import ServedMemory
-from memalign_graph.records import AlignmentReport, Episode, Guideline, Verdict
-from memalign_graph.spec import Boolean, Categorical, JudgeSpec, Pairwise, Score
+# Names load on first use: `import memalign_graph` stays fast (a command's --help, a served graph's start),
+# and what a name needs (LangGraph, LangChain, Qdrant's client) is imported when the name is.
+from typing import TYPE_CHECKING
+
+from memalign_graph.lazy import lazy_names
+
+if TYPE_CHECKING:
+    from memalign_graph.alignment import create_alignment_graph
+    from memalign_graph.config import local_minilm_embeddings, resolve_chat_model, resolve_embeddings
+    from memalign_graph.context import AlignmentContext, FeedbackContext, JudgeContext
+    from memalign_graph.errors import (
+        ConfigurationError,
+        EpisodicStoreError,
+        InvalidValueError,
+        MemAlignError,
+        ProviderDownError,
+        VerdictParseError,
+    )
+    from memalign_graph.evaluator_results import EvaluatorResult
+    from memalign_graph.evaluators import (
+        create_async_memalign_evaluator,
+        create_comparative_memalign_evaluator,
+        create_memalign_evaluator,
+    )
+    from memalign_graph.feedback import Feedback
+    from memalign_graph.feedback_graph import ExpertReview, create_feedback_graph
+    from memalign_graph.judge import MemAlignJudge
+    from memalign_graph.judging import create_judge_graph
+    from memalign_graph.memory.episodic import EpisodicStore
+    from memalign_graph.memory.qdrant_store import QdrantEpisodicStore
+    from memalign_graph.memory.reader import CheckpointSemanticMemory, SemanticMemoryReader
+    from memalign_graph.memory.semantic import MemoryThread, memory_thread_id
+    from memalign_graph.memory.transfer import ServedMemory
+    from memalign_graph.records import AlignmentReport, Episode, Guideline, Verdict
+    from memalign_graph.spec import Boolean, Categorical, JudgeSpec, Pairwise, Score
+
+_WHERE: dict[str, str] = {
+    "AlignmentContext": "memalign_graph.context",
+    "AlignmentReport": "memalign_graph.records",
+    "Boolean": "memalign_graph.spec",
+    "Categorical": "memalign_graph.spec",
+    "CheckpointSemanticMemory": "memalign_graph.memory.reader",
+    "ConfigurationError": "memalign_graph.errors",
+    "Episode": "memalign_graph.records",
+    "EpisodicStore": "memalign_graph.memory.episodic",
+    "EpisodicStoreError": "memalign_graph.errors",
+    "EvaluatorResult": "memalign_graph.evaluator_results",
+    "ExpertReview": "memalign_graph.feedback_graph",
+    "Feedback": "memalign_graph.feedback",
+    "FeedbackContext": "memalign_graph.context",
+    "Guideline": "memalign_graph.records",
+    "InvalidValueError": "memalign_graph.errors",
+    "JudgeContext": "memalign_graph.context",
+    "JudgeSpec": "memalign_graph.spec",
+    "MemAlignError": "memalign_graph.errors",
+    "MemAlignJudge": "memalign_graph.judge",
+    "MemoryThread": "memalign_graph.memory.semantic",
+    "Pairwise": "memalign_graph.spec",
+    "ProviderDownError": "memalign_graph.errors",
+    "QdrantEpisodicStore": "memalign_graph.memory.qdrant_store",
+    "Score": "memalign_graph.spec",
+    "SemanticMemoryReader": "memalign_graph.memory.reader",
+    "ServedMemory": "memalign_graph.memory.transfer",
+    "Verdict": "memalign_graph.records",
+    "VerdictParseError": "memalign_graph.errors",
+    "create_alignment_graph": "memalign_graph.alignment",
+    "create_async_memalign_evaluator": "memalign_graph.evaluators",
+    "create_comparative_memalign_evaluator": "memalign_graph.evaluators",
+    "create_feedback_graph": "memalign_graph.feedback_graph",
+    "create_judge_graph": "memalign_graph.judging",
+    "create_memalign_evaluator": "memalign_graph.evaluators",
+    "local_minilm_embeddings": "memalign_graph.config",
+    "memory_thread_id": "memalign_graph.memory.semantic",
+    "resolve_chat_model": "memalign_graph.config",
+    "resolve_embeddings": "memalign_graph.config",
+}
+
+
+__getattr__, __dir__ = lazy_names(__name__, _WHERE)
+
 
 __all__ = [
     "AlignmentContext",

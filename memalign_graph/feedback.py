@@ -11,7 +11,6 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from langchain_core.messages import BaseMessage, convert_to_openai_messages
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from memalign_graph.errors import InvalidValueError
@@ -84,6 +83,8 @@ def check_text(value: Any, *, field: str) -> None:
 
 def plain_data(value: Any) -> Any:
     """LangChain messages become role/content dicts, so records stay JSON for checkpoints and Qdrant."""
+    from langchain_core.messages import BaseMessage, convert_to_openai_messages  # loaded once, when first used
+
     if isinstance(value, BaseMessage):
         return convert_to_openai_messages(value)
     if isinstance(value, Sequence) and not isinstance(value, str) and any(isinstance(v, BaseMessage) for v in value):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from langchain_core.language_models import BaseChatModel
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
 
 FAKE_MODEL_NOTICE = "FAKE MODEL: plumbing demo, not a real judge"
 LOCAL_MODEL_NOTICE = "LOCAL TINY MODEL (SmolLM2-135M): shows the loop on a real model; it is no judge of quality"

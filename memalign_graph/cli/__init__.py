@@ -8,10 +8,12 @@ status 2; an unexpected failure is one line too, with status 1 (MEMALIGN_DEBUG=1
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 import traceback
-from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import NoReturn
 
 from memalign_graph.cli import align, evaluate, judge, memory, review_queue
@@ -51,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="memalign", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=VersionAction, nargs=0, help="show the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     shared = [memory_options(), model_options()]
     align.add_command(commands, [*shared, data_options(), progress_options()])
@@ -75,8 +77,13 @@ def _main(argv: Sequence[str] | None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_request:  # --help, --version, or argparse's own one-line usage error
         return exit_request.code if isinstance(exit_request.code, int) else 0 if exit_request.code is None else 2
+    with _notes_and_bars(quiet_bars=getattr(args, "no_progress", False)):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
-        return args.run(args)
+        return int(args.run(args))
     except ProviderDownError as error:  # not the user's input: status 1, said once
         print(f"memalign: error: {_message(error)}", file=sys.stderr)
         return 1
@@ -96,6 +103,34 @@ def _main(argv: Sequence[str] | None) -> int:
         return 1
 
 
+@contextmanager
+def _notes_and_bars(*, quiet_bars: bool) -> Iterator[None]:
+    """The library's notes (loading the embedding model, a field cut to its budget) as `memalign: ...`
+    lines; with --no-progress, no progress bar from anyone (ours, transformers', the hub's)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("memalign: %(message)s"))
+    library = logging.getLogger("memalign_graph")
+    level = library.level
+    library.addHandler(handler)
+    library.setLevel(logging.INFO)
+    saved = {name: os.environ.get(name) for name in _BAR_SWITCHES}
+    if quiet_bars:
+        os.environ.update(dict.fromkeys(_BAR_SWITCHES, "1"))
+    try:
+        yield
+    finally:
+        library.removeHandler(handler)
+        library.setLevel(level)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+_BAR_SWITCHES = ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS")
+
+
 def _message(error: BaseException) -> str:
     if isinstance(error, FileNotFoundError) and error.filename:
         return f"{error.filename}: no such file or folder"
@@ -109,8 +144,14 @@ def _debug() -> None:
         traceback.print_exc()
 
 
-def _version() -> str:
-    try:
-        return version("memalign-graph")
-    except PackageNotFoundError:
-        return "unknown"
+class VersionAction(argparse.Action):
+    """--version, looked up only when asked for (reading package metadata costs a tenth of a second)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("memalign-graph")
+        except PackageNotFoundError:
+            found = "unknown"
+        parser.exit(0, f"{parser.prog} {found}\n")

@@ -6,9 +6,6 @@ import argparse
 import sys
 import time
 
-from memalign_graph.accounting import UsageTracker, track_usage
-from memalign_graph.alignment import describe_distillation
-from memalign_graph.bulk import align_in_chunks
 from memalign_graph.cli.common import (
     CliError,
     open_judge,
@@ -23,7 +20,6 @@ from memalign_graph.cli.sources import EXAMPLES as SOURCE_EXAMPLES
 from memalign_graph.cli.sources import add_source_options, chosen_source, read_source
 from memalign_graph.cli.usage import price_options, prices_from, usage_line
 from memalign_graph.config import memory_home
-from memalign_graph.regressions import checked_alignment, describe_regressions
 
 EXAMPLE = f"""example:
   memalign align examples/data/halueval_sample.jsonl --spec examples/judges/halueval.yaml
@@ -60,6 +56,11 @@ def add_command(subcommands: argparse._SubParsersAction, parents: list[argparse.
 
 
 def run(args: argparse.Namespace) -> int:
+    from memalign_graph.accounting import UsageTracker, track_usage
+    from memalign_graph.alignment import describe_distillation
+    from memalign_graph.bulk import align_in_chunks
+    from memalign_graph.regressions import checked_alignment, describe_regressions
+
     if args.chunk_size < 1:
         raise CliError(f"--chunk-size: {args.chunk_size} must be at least 1")
     source = chosen_source(args)

@@ -8,20 +8,22 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from langchain_core.embeddings import Embeddings
-from langchain_core.language_models import BaseChatModel
 from pydantic import ValidationError
 
 from memalign_graph.config import memory_home, model_configured, resolve_chat_model, resolve_embeddings
 from memalign_graph.context import DEFAULT_NAMESPACE
 from memalign_graph.errors import MemAlignError
 from memalign_graph.evaluation.datasets import FILE_FORMATS, Dataset, load_examples, parse_column
-from memalign_graph.fake_model import FakeEmbeddings
-from memalign_graph.judge import MemAlignJudge
 from memalign_graph.model_notices import describe_model, model_notice
 from memalign_graph.spec import JudgeSpec, check_identifier
+
+if TYPE_CHECKING:  # a command's --help needs none of these; its run imports them
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.language_models import BaseChatModel
+
+    from memalign_graph.judge import MemAlignJudge
 
 FAKE_EMBEDDINGS_NOTICE = "FAKE EMBEDDINGS: hashed bag of words, not a real embedding model"
 NO_MODEL = (
@@ -190,6 +192,8 @@ def resolve_model(args: argparse.Namespace) -> BaseChatModel:
 
 
 def resolve_embedding_model(args: argparse.Namespace) -> Embeddings:
+    from memalign_graph.fake_model import FakeEmbeddings
+
     embeddings = resolve_embeddings(args.embeddings)
     if isinstance(embeddings, FakeEmbeddings):
         print(f"memalign: {FAKE_EMBEDDINGS_NOTICE}", file=sys.stderr)
@@ -205,6 +209,8 @@ def model_label(model: BaseChatModel) -> str:
 def open_judge(
     args: argparse.Namespace, spec: JudgeSpec, model: BaseChatModel, embeddings: Embeddings | None = None
 ) -> Iterator[MemAlignJudge]:
+    from memalign_graph.judge import MemAlignJudge
+
     judge = MemAlignJudge(
         spec,
         model,

@@ -7,6 +7,7 @@ import sys
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from memalign_graph.cli.common import (
     CliError,
@@ -20,19 +21,11 @@ from memalign_graph.cli.common import (
 )
 from memalign_graph.cli.usage import price_options, prices_from
 from memalign_graph.errors import ConfigurationError
-from memalign_graph.evaluation.ablations import FEEDBACK_VARIANTS, MEMORY_VARIANTS, Variant
+from memalign_graph.evaluation.ablations import DEFAULT_SHARDS, FEEDBACK_VARIANTS, MEMORY_VARIANTS, Variant
 from memalign_graph.evaluation.intervals import DEFAULT_REPLICATES
-from memalign_graph.evaluation.protocol import DEFAULT_SHARDS, EvaluationResult, ProtocolSettings, run_protocol
-from memalign_graph.evaluation.results import (
-    confusion_matrices_text,
-    results_table,
-    write_json,
-    write_markdown,
-    write_predictions,
-    write_quality_cost_csv,
-    write_runs_csv,
-    write_summary_csv,
-)
+
+if TYPE_CHECKING:  # the protocol and its writers are imported when it runs
+    from memalign_graph.evaluation.protocol import EvaluationResult
 
 EXAMPLE = """examples (the shipped samples; defaults fit each file):
   memalign eval examples/data/halueval_sample.jsonl --spec examples/judges/halueval.yaml \\
@@ -88,6 +81,18 @@ def add_command(subcommands: argparse._SubParsersAction, parents: list[argparse.
 
 
 def run(args: argparse.Namespace) -> int:
+    from memalign_graph.evaluation.protocol import ProtocolSettings, run_protocol
+    from memalign_graph.evaluation.results import (
+        confusion_matrices_text,
+        results_table,
+        write_json,
+        write_markdown,
+        write_predictions,
+        write_quality_cost_csv,
+        write_runs_csv,
+        write_summary_csv,
+    )
+
     if args.concurrency < 1 or args.k < 0:
         raise CliError("--concurrency must be at least 1 and --k at least 0")
     if args.bootstrap < 0:

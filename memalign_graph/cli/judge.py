@@ -9,10 +9,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from memalign_graph.accounting import UsageTracker, track_usage
-from memalign_graph.bulk import judge_examples
 from memalign_graph.cli.common import (
     CliError,
     first_line,
@@ -26,8 +24,9 @@ from memalign_graph.cli.common import (
 )
 from memalign_graph.cli.usage import price_options, prices_from, usage_line
 from memalign_graph.errors import ProviderDownError
-from memalign_graph.evaluation.datasets import LabeledExample
-from memalign_graph.evaluation.metrics import agreement_report
+
+if TYPE_CHECKING:
+    from memalign_graph.evaluation.datasets import LabeledExample
 
 EXAMPLE = """example:
   memalign judge examples/data/halueval_sample.jsonl --judge halueval_hallucination -o verdicts.jsonl
@@ -62,6 +61,10 @@ def add_command(subcommands: argparse._SubParsersAction, parents: list[argparse.
 
 
 def run(args: argparse.Namespace) -> int:
+    from memalign_graph.accounting import UsageTracker, track_usage
+    from memalign_graph.bulk import judge_examples
+    from memalign_graph.evaluation.metrics import agreement_report
+
     if args.concurrency < 1:
         raise CliError(f"--concurrency: {args.concurrency} must be at least 1")
     spec = resolve_spec(args, save=False)

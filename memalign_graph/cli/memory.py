@@ -7,12 +7,9 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from memalign_graph.cli.common import CliError, open_judge, resolve_model, resolve_spec
-from memalign_graph.cli.standins import LazyEmbeddings, UnconfiguredModel
 from memalign_graph.config import (
     memory_home,
     model_configured,
@@ -21,11 +18,12 @@ from memalign_graph.config import (
     qdrant_server_configured,
 )
 from memalign_graph.errors import InvalidValueError
-from memalign_graph.judge import MemAlignJudge
-from memalign_graph.memory import transfer
-from memalign_graph.memory.episodic import EpisodicStore
-from memalign_graph.memory.read_only import UnreadableEpisodes, is_read_only_failure, open_read_only_sqlite
-from memalign_graph.spec import JudgeSpec
+
+if TYPE_CHECKING:  # what each action needs is imported when it runs, so `memalign --help` stays instant
+    from memalign_graph.judge import MemAlignJudge
+    from memalign_graph.memory.episodic import EpisodicStore
+    from memalign_graph.memory.transfer import SemanticMemoryOwner
+    from memalign_graph.spec import JudgeSpec
 
 EXAMPLE = """examples:
   memalign memory show --judge support_tone --episodes 10
@@ -94,6 +92,8 @@ def _action(
 
 def _open(args: argparse.Namespace) -> Any:
     """The judge over its memory; a model only if configured (inspection needs none), embeddings on first use."""
+    from memalign_graph.cli.standins import LazyEmbeddings, UnconfiguredModel
+
     spec = resolve_spec(args, save=False)
     model = resolve_model(args) if model_configured(args.model) else UnconfiguredModel()
     return open_judge(args, spec, model, LazyEmbeddings(args.embeddings))
@@ -102,6 +102,8 @@ def _open(args: argparse.Namespace) -> Any:
 @contextmanager
 def _open_to_read(args: argparse.Namespace) -> Iterator[MemAlignJudge]:
     """The judge for a command that only reads: from a read-only home too (semantic memory only)."""
+    from memalign_graph.memory.read_only import is_read_only_failure
+
     try:
         opened = _open(args)
         judge = opened.__enter__()
@@ -118,6 +120,10 @@ def _open_to_read(args: argparse.Namespace) -> Iterator[MemAlignJudge]:
 
 @contextmanager
 def _open_read_only(args: argparse.Namespace) -> Iterator[MemAlignJudge]:
+    from memalign_graph.cli.standins import LazyEmbeddings, UnconfiguredModel
+    from memalign_graph.judge import MemAlignJudge
+    from memalign_graph.memory.read_only import UnreadableEpisodes, open_read_only_sqlite
+
     home = memory_home(args.home)
     saver, connection = open_read_only_sqlite(home / "semantic.sqlite")
     print(f"memalign: {home} is read-only: showing semantic memory only", file=sys.stderr)
@@ -252,7 +258,9 @@ def verify(args: argparse.Namespace) -> int:
 
 def export_memory(args: argparse.Namespace) -> int:
     with _memory_location(args) as (memory, store, spec):
-        written = transfer.export_memory(memory, store, spec, args.file)
+        from memalign_graph.memory.transfer import export_memory as export
+
+        written = export(memory, store, spec, args.file)
     print(f"wrote {written['guidelines']} guidelines, {written['records']} feedback, {written['episodes']} episodes")
     return 0
 
@@ -260,7 +268,9 @@ def export_memory(args: argparse.Namespace) -> int:
 def import_memory(args: argparse.Namespace) -> int:
     with _memory_location(args) as (memory, store, spec):
         try:
-            held = transfer.import_memory(memory, store, spec, args.file)
+            from memalign_graph.memory.transfer import import_memory as imported
+
+            held = imported(memory, store, spec, args.file)
         except InvalidValueError as error:
             raise CliError(str(error)) from error
     print(
@@ -273,14 +283,17 @@ def import_memory(args: argparse.Namespace) -> int:
 @contextmanager
 def _memory_location(
     args: argparse.Namespace,
-) -> Iterator[tuple[transfer.SemanticMemoryOwner, EpisodicStore, JudgeSpec]]:
+) -> Iterator[tuple[SemanticMemoryOwner, EpisodicStore, JudgeSpec]]:
     """The judge's memory in this home's stores, or, with --server, that of the judge the server serves."""
     if not args.server:
         with _open(args) as judge:
             yield judge.memory, judge.episodic_store, judge.spec
         return
+    import httpx
     from langgraph_sdk import get_sync_client
     from langgraph_sdk.errors import APIConnectionError, APIStatusError
+
+    from memalign_graph.memory.transfer import ServedMemory
 
     spec = resolve_spec(args, save=False)
     if not qdrant_server_configured():
@@ -291,7 +304,7 @@ def _memory_location(
     client = get_sync_client(url=args.server)  # its API key from LANGGRAPH_API_KEY or LANGSMITH_API_KEY
     try:
         with open_episodic_store() as store:
-            yield transfer.ServedMemory(client, spec, namespace=args.namespace), store, spec
+            yield ServedMemory(client, spec, namespace=args.namespace), store, spec
     except (APIConnectionError, httpx.TransportError) as error:
         raise CliError(f"--server: cannot reach the LangGraph server at {args.server}: {error}") from error
     except APIStatusError as error:

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memalign_graph.cli.common import (
     CliError,
@@ -17,7 +17,9 @@ from memalign_graph.cli.common import (
     resolve_model,
     resolve_spec,
 )
-from memalign_graph.review_queue import Candidate, ReviewItem, rank_for_review
+
+if TYPE_CHECKING:
+    from memalign_graph.review_queue import ReviewItem
 
 EXAMPLE = """example:
   memalign review-queue new_rows.jsonl --judge halueval_hallucination -n 20 -o to_review.jsonl
@@ -49,6 +51,8 @@ def add_command(subcommands: argparse._SubParsersAction, parents: list[argparse.
 
 
 def run(args: argparse.Namespace) -> int:
+    from memalign_graph.review_queue import Candidate, rank_for_review
+
     for flag, value in (("-n", args.top), ("--repeats", args.repeats), ("--concurrency", args.concurrency)):
         if value < 1:
             raise CliError(f"{flag}: {value} must be at least 1")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from memalign_graph.cli.common import CliError
-from memalign_graph.feedback import Feedback
-from memalign_graph.spec import JudgeSpec
+
+if TYPE_CHECKING:
+    from memalign_graph.feedback import Feedback
+    from memalign_graph.spec import JudgeSpec
 
 EXAMPLES = """  memalign align --from-mlflow support-bot --assessment polite --spec judge.yaml
   memalign align --from-langsmith support-bot --key polite --judge polite   (LANGSMITH_API_KEY, LANGSMITH_ENDPOINT)"""

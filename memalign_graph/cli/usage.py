@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from memalign_graph.accounting import Prices, Usage
 from memalign_graph.cli.common import CliError
+
+if TYPE_CHECKING:
+    from memalign_graph.accounting import Prices, Usage
 
 
 def price_options() -> argparse.ArgumentParser:
@@ -17,6 +20,8 @@ def price_options() -> argparse.ArgumentParser:
 
 
 def prices_from(args: argparse.Namespace) -> Prices | None:
+    from memalign_graph.accounting import Prices
+
     given = (args.price_input, args.price_output)
     if given == (None, None):
         return None

@@ -8,9 +8,23 @@ run_protocol      protocol   learning curves from empty memory, measured after e
 results_table     results    the summary as a terminal table
 """
 
-from memalign_graph.evaluation.ablations import Variant
-from memalign_graph.evaluation.datasets import load_examples
-from memalign_graph.evaluation.protocol import ProtocolSettings, run_protocol
-from memalign_graph.evaluation.results import results_table
+from typing import TYPE_CHECKING
+
+from memalign_graph.lazy import lazy_names
+
+if TYPE_CHECKING:
+    from memalign_graph.evaluation.ablations import Variant
+    from memalign_graph.evaluation.datasets import load_examples
+    from memalign_graph.evaluation.protocol import ProtocolSettings, run_protocol
+    from memalign_graph.evaluation.results import results_table
+
+_WHERE = {
+    "ProtocolSettings": "memalign_graph.evaluation.protocol",
+    "Variant": "memalign_graph.evaluation.ablations",
+    "load_examples": "memalign_graph.evaluation.datasets",
+    "results_table": "memalign_graph.evaluation.results",
+    "run_protocol": "memalign_graph.evaluation.protocol",
+}
+__getattr__, __dir__ = lazy_names(__name__, _WHERE)
 
 __all__ = ["ProtocolSettings", "Variant", "load_examples", "results_table", "run_protocol"]

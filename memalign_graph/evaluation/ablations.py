@@ -15,21 +15,25 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
-
-from langchain_core.embeddings import Embeddings
-from langchain_core.language_models import BaseChatModel
-from langgraph.checkpoint.base import BaseCheckpointSaver
+from typing import TYPE_CHECKING, Any, Literal
 
 from memalign_graph.context import AlignmentContext, JudgeContext
-from memalign_graph.evaluation.datasets import LabeledExample
-from memalign_graph.feedback import Feedback
-from memalign_graph.judge import MemAlignJudge
-from memalign_graph.memory.episodic import EpisodicStore
-from memalign_graph.spec import JudgeSpec
+
+if TYPE_CHECKING:  # the judges are opened when a variant runs; naming variants needs none of this
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.language_models import BaseChatModel
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+
+    from memalign_graph.evaluation.datasets import LabeledExample
+    from memalign_graph.feedback import Feedback
+    from memalign_graph.judge import MemAlignJudge
+    from memalign_graph.memory.episodic import EpisodicStore
+    from memalign_graph.spec import JudgeSpec
 
 MemoryVariant = Literal["both", "semantic", "episodic"]
 FeedbackVariant = Literal["both", "label", "rationale"]
+# Examples seen at each measurement of a learning curve, as the MemAlign paper measures it.
+DEFAULT_SHARDS = (0, 2, 5, 10, 20, 50)
 MEMORY_VARIANTS: tuple[str, ...] = ("both", "semantic", "episodic")
 FEEDBACK_VARIANTS: tuple[str, ...] = ("both", "label", "rationale")
 
@@ -112,6 +116,8 @@ def open_variant_judges(
     max_concurrency: int = 4,
 ) -> Iterator[VariantJudges]:
     """Judges over the given stores, set up for the variant's memory; closed when the block ends."""
+    from memalign_graph.judge import MemAlignJudge
+
     context = JudgeContext(k=0 if variant.memory == "semantic" else k)
     shared: dict[str, Any] = {
         "embeddings": embeddings,

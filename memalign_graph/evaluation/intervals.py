@@ -12,12 +12,13 @@ judge has no Pearson's r) is left out, and too few defined replicates give no in
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from memalign_graph.evaluation.metrics import label_name
 from memalign_graph.spec import OutputType, Score
+
+if TYPE_CHECKING:  # numpy loads when a metric is computed, not when the command starts
+    import numpy as np
 
 DEFAULT_REPLICATES = 2000
 CONFIDENCE = 0.95
@@ -36,6 +37,8 @@ def bootstrap_intervals(
     random_seed: int = 0,
 ) -> dict[str, tuple[float, float] | None]:
     """A (low, high) 95% interval per metric over `seeds`' examples; None where it cannot be estimated."""
+    import numpy as np
+
     seeds = [seed for seed in seeds if len(seed[0])]
     if not seeds or replicates < 1:
         return {metric: None for metric in metrics}
@@ -82,6 +85,8 @@ def _metric_values(
     metrics: Sequence[str],
 ) -> dict[str, np.ndarray]:
     """Each metric on every resample (a row of `picks` indexes the examples); NaN where undefined."""
+    import numpy as np
+
     if isinstance(output, Score):
         return _score_metrics(expected, predicted, picks, metrics)
     names = sorted({label_name(value) for value in expected})
@@ -104,6 +109,8 @@ def _score_metrics(
     expected: Sequence[Any], predicted: Sequence[Any | None], picks: np.ndarray, metrics: Sequence[str]
 ) -> dict[str, np.ndarray]:
     """Scores: exact match counts no verdict as a miss; the other metrics use the answered pairs only."""
+    import numpy as np
+
     answered = np.array([p is not None for p in predicted])[picks]
     x = np.array([float(e) for e in expected])[picks]
     y = np.array([float(p) if p is not None else np.nan for p in predicted])[picks]

@@ -9,11 +9,12 @@ is `None`, never a made-up number.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from memalign_graph.spec import PAIRWISE_CHOICES, Boolean, Categorical, OutputType, Pairwise, Score
+
+if TYPE_CHECKING:  # numpy loads when a metric is computed, not when the command starts
+    import numpy as np
 
 NO_VERDICT = "(no verdict)"
 
@@ -52,6 +53,8 @@ def concordance_correlation(expected: Sequence[float], predicted: Sequence[float
     CCC = 2 cov(x, y) / (var x + var y + (mean x - mean y)^2): 1 only when the judge gives the expert's
     scores exactly, lowered by both scatter and a constant offset (which Pearson's r ignores).
     """
+    import numpy as np
+
     x, y = _arrays(expected, predicted)
     if x.size < 2:
         return None
@@ -64,6 +67,8 @@ def concordance_correlation(expected: Sequence[float], predicted: Sequence[float
 
 def pearson(expected: Sequence[float], predicted: Sequence[float]) -> float | None:
     """Pearson's r; undefined (None) when either side is constant."""
+    import numpy as np
+
     x, y = _arrays(expected, predicted)
     if x.size < 2 or x.std() == 0.0 or y.std() == 0.0:
         return None
@@ -71,6 +76,8 @@ def pearson(expected: Sequence[float], predicted: Sequence[float]) -> float | No
 
 
 def mean_absolute_error(expected: Sequence[float], predicted: Sequence[float]) -> float | None:
+    import numpy as np
+
     x, y = _arrays(expected, predicted)
     if x.size == 0:
         return None
@@ -155,6 +162,8 @@ def label_name(value: Any) -> str:
 
 
 def _arrays(expected: Sequence[float], predicted: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
     _same_length(expected, predicted)
     return np.asarray(expected, dtype=float), np.asarray(predicted, dtype=float)
 

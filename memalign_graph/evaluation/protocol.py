@@ -25,6 +25,7 @@ from memalign_graph.accounting import Prices, Usage, UsageTracker, track_usage
 from memalign_graph.bulk import judge_examples
 from memalign_graph.errors import MemAlignError
 from memalign_graph.evaluation.ablations import (
+    DEFAULT_SHARDS,
     Variant,
     VariantJudges,
     open_variant_judges,
@@ -55,7 +56,6 @@ from memalign_graph.memory.qdrant_store import QdrantEpisodicStore
 from memalign_graph.records import Verdict
 from memalign_graph.spec import JudgeSpec
 
-DEFAULT_SHARDS = (0, 2, 5, 10, 20, 50)
 PAPER_TRAIN_SIZE = 50
 ALIGNMENT_STAGES = ("validate", "distill", "dedupe", "write_memory")
 JUDGING_STAGES = ("retrieve", "build_working_memory", "judge", "parse")
