@@ -25,6 +25,7 @@ from benchmarks import (
     prompt_tokens,
     round_trips,
     scale,
+    startup,
 )
 from benchmarks.context import PRESETS, RunContext
 from benchmarks.report import ScenarioResult, machine_info, render_markdown, write_json
@@ -38,6 +39,7 @@ SCENARIOS: dict[str, Callable[[RunContext], ScenarioResult]] = {
     "judge_overhead": judge_overhead.run,
     "scale": scale.run,
     "kills": kills.run,
+    "startup": startup.run,
 }
 
 

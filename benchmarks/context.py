@@ -52,6 +52,7 @@ class Sizes:
     scale_points: int = 100_000
     query_samples: int = 20
     minilm: bool = True
+    startup_runs: int = 5
 
 
 PRESETS: dict[str, Sizes] = {
@@ -75,6 +76,7 @@ PRESETS: dict[str, Sizes] = {
         scale_points=10_000,
         query_samples=10,
         kill_trials=4,
+        startup_runs=2,
     ),
     "tiny": Sizes(
         latency_s=0.01,
@@ -96,6 +98,7 @@ PRESETS: dict[str, Sizes] = {
         scale_points=300,
         query_samples=2,
         minilm=False,
+        startup_runs=1,
     ),
 }
 

@@ -31,7 +31,9 @@ for extra in ${EXTRAS//,/ }; do
 done
 if [[ ! -f "$stamp" || "$(sed -n 1,2p "$stamp")" != "$project" || -n "$missing" ]]; then
   union="$(printf '%s,%s' "$installed" "$EXTRAS" | tr ',' '\n' | grep -v '^$' | sort -u | paste -sd,)"
-  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[$union]"
+  # "core" names the package without extras (it is no extra of its own).
+  extras="$(printf '%s' "$union" | tr ',' '\n' | { grep -vx core || true; } | paste -sd,)"
+  "$VENV/bin/python" -m pip install --quiet -e "$ROOT${extras:+[$extras]}"
   printf '%s\n%s\n' "$project" "$union" > "$stamp"
 fi
 flock -u "$install_lock"

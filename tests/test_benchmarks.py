@@ -85,10 +85,11 @@ def test_judge_overhead_rows(results: dict[str, ScenarioResult]) -> None:
 
 
 def test_round_trips_count_the_calls_each_operation_waits_for(results: dict[str, ScenarioResult]) -> None:
-    empty, aligned, warm, ours, theirs = _complete(results["round_trips"])
+    empty, aligned, unchecked, warm, ours, theirs = _complete(results["round_trips"])
     assert (empty["llm_calls"], empty["embedding_calls"]) == (1, 0)  # nothing to retrieve, nothing embedded
     assert (warm["llm_calls"], warm["embedding_calls"]) == (1, 1)
-    assert aligned["embedding_calls"] == 2  # the episodes (beside distillation), then the drafts
+    assert aligned["embedding_calls"] == unchecked["embedding_calls"] == 2  # the episodes, then the drafts
+    assert aligned["llm_calls"] > unchecked["llm_calls"]  # the evidence check: a call per distillation batch
     assert 0 < ours["completion_tokens"] <= theirs["completion_tokens"]
 
 
@@ -113,3 +114,9 @@ def test_fake_consolidation_folds_a_topic_into_its_rule() -> None:
     prompt = f"- [gl-aaa] {rule}\n- [gl-bbb] {rule} Experts insist on this without exception.\n- [gl-ccc] Note 1: x y."
     assert consolidate_by_topic(prompt) == {"guidelines": [{"text": rule, "replaces": ["gl-aaa", "gl-bbb"]}]}
     assert feedback_item(3).id == "fb-000003" and feedback_item(3) == feedback_item(3)
+
+
+def test_startup_times_fresh_processes(results: dict[str, ScenarioResult]) -> None:
+    rows = {row["what"]: row for row in results["startup"].rows}
+    assert {"import memalign_graph", "memalign --help", "memalign align, nothing new"} <= set(rows)
+    assert all(row["median_s"] > 0 for row in rows.values())
