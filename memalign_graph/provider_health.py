@@ -4,7 +4,9 @@ When calls to one model fail the same way several times in a row (the connection
 the key refused, the model unknown), the provider is taken to be down: later calls fail at once with
 `ProviderDownError`, which names the first failure and what to check, and is not retried. After a
 cool-down one call is let through; if it succeeds, calls flow again. Any success resets the count, so a
-provider that fails now and then under load is never cut off.
+provider that fails now and then under load is never cut off; and once a provider has answered, a timeout
+no longer counts at all: a server that works through a queue one call at a time (llama.cpp's) times out
+the calls at the back of its queue together, and that is a busy provider, not a dead one.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class ProviderBreaker:
         self._first: str | None = None
         self._opened_at: float | None = None
         self._trial = False
+        self._answered = False
 
     def before_call(self) -> None:
         """Raise `ProviderDownError` while the provider counts as down (one trial call after the cool-down)."""
@@ -63,11 +66,14 @@ class ProviderBreaker:
     def succeeded(self) -> None:
         with self._lock:
             self._in_a_row, self._first, self._opened_at, self._trial = 0, None, None, False
+            self._answered = True
 
     def failed(self, error: BaseException) -> None:
         if isinstance(error, ProviderDownError):
             return
         with self._lock:
+            if self._answered and _is_timeout(error):
+                return  # a provider that has answered is slow or busy (a queue of calls), not down
             if not means_provider_down(error):
                 self._in_a_row, self._first = 0, None
                 if self._trial:
@@ -89,6 +95,10 @@ class ProviderBreaker:
             "check MEMALIGN_MODEL, MEMALIGN_BASE_URL and the API key (calls fail at once for "
             f"{self.cool_down:.0f} s, then one is tried again)"
         )
+
+
+def _is_timeout(error: BaseException) -> bool:
+    return isinstance(error, TimeoutError) or "Timeout" in type(error).__name__
 
 
 def _one_line(error: BaseException) -> str:

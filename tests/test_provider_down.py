@@ -63,6 +63,20 @@ def test_the_breaker_opens_after_failures_in_a_row_and_lets_one_trial_through() 
     assert not breaker.down
 
 
+def test_timeouts_after_an_answer_mean_busy_not_down() -> None:
+    """A one-slot server (llama.cpp's) times out the calls queued behind the others together; counted as a
+    down provider, they cut off a working one (6 of 20 verdicts lost in the quick start on SmolLM2)."""
+    breaker = ProviderBreaker(failures=3, clock=Clock())
+    breaker.succeeded()
+    for _ in range(5):
+        breaker.failed(TimeoutError("Request timed out."))
+    breaker.before_call()
+    assert not breaker.down
+    for _ in range(3):
+        breaker.failed(Refused("connection refused"))  # a provider that answered can still die
+    assert breaker.down
+
+
 def test_what_counts_as_a_down_provider() -> None:
     assert (
         means_provider_down(Refused()) and means_provider_down(TimeoutError()) and means_provider_down(Unauthorized())
