@@ -19,12 +19,14 @@ from pathlib import Path
 from benchmarks import (
     alignment,
     batch_throughput,
+    edge,
     incremental,
     judge_overhead,
     kills,
     prompt_tokens,
     round_trips,
     scale,
+    vs_mlflow,
 )
 from benchmarks.context import PRESETS, RunContext
 from benchmarks.report import ScenarioResult, machine_info, render_markdown, write_json
@@ -37,6 +39,8 @@ SCENARIOS: dict[str, Callable[[RunContext], ScenarioResult]] = {
     "batch_throughput": batch_throughput.run,
     "judge_overhead": judge_overhead.run,
     "scale": scale.run,
+    "edge": edge.run,
+    "vs-mlflow": vs_mlflow.run,
     "kills": kills.run,
 }
 
