@@ -113,3 +113,19 @@ def test_fake_consolidation_folds_a_topic_into_its_rule() -> None:
     prompt = f"- [gl-aaa] {rule}\n- [gl-bbb] {rule} Experts insist on this without exception.\n- [gl-ccc] Note 1: x y."
     assert consolidate_by_topic(prompt) == {"guidelines": [{"text": rule, "replaces": ["gl-aaa", "gl-bbb"]}]}
     assert feedback_item(3).id == "fb-000003" and feedback_item(3) == feedback_item(3)
+
+
+def test_edge_rows_put_both_local_engines_in_one_table(results: dict[str, ScenarioResult]) -> None:
+    optional = {"queried_rss_mb", "search_p95_ms", "index_s", "recall_at_5", "recall_points"}
+    local, edge = _complete(results["edge"], optional)
+    assert local["backend"].startswith("Qdrant local mode") and edge["backend"].startswith("Qdrant embedded")
+    assert edge["points"] == TINY.edge_points and edge["reopen_s"] > 0 and edge["search_ms"] > 0
+    assert [target.met for target in results["edge"].targets][-1] is None  # no MiniLM in the tiny preset
+
+
+def test_vs_mlflow_rows_give_each_ratio(results: dict[str, ScenarioResult]) -> None:
+    pytest.importorskip("mlflow")
+    rows = _complete(results["vs-mlflow"])
+    assert [row["unit"] for row in rows] == ["s"] * 5 + ["tokens", "MB"]
+    assert all(row["mlflow"] > 0 and row["ours"] > 0 and row["ratio"] > 0 for row in rows)
+    assert all(row["ours_no_check"] > 0 for row in rows if row["unit"] == "s")
