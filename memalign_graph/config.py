@@ -165,13 +165,10 @@ def open_episodic_store(
 
 
 def episodic_store_location(home: str | Path | None = None) -> str:
-    """Where `open_episodic_store` would open episodes now: the Qdrant server's URL or the local folder."""
-    url = _env("MEMALIGN_QDRANT_URL")
-    if url:
-        return url
-    folder = memory_home(home)
-    engine = choose_engine(folder, episodic_engine(), edge_threshold())
-    return str((folder / (EDGE_FOLDER if engine == "edge" else LOCAL_FOLDER)).resolve())
+    """Where `open_episodic_store` would open episodes now: the Qdrant server's URL or the local folder's
+    episodes (a key: which local engine holds them is decided as they are opened, so this asks the disk
+    nothing and is safe on an event loop)."""
+    return _env("MEMALIGN_QDRANT_URL") or str((memory_home(home) / LOCAL_FOLDER).resolve())
 
 
 def episodic_engine() -> Engine:

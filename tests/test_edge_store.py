@@ -25,7 +25,7 @@ from memalign_graph import (
     MemAlignJudge,
     QdrantEpisodicStore,
 )
-from memalign_graph.config import episodic_engine, episodic_store_location, open_episodic_store
+from memalign_graph.config import episodic_engine, open_episodic_store
 from memalign_graph.memory import edge_shards, engines
 from memalign_graph.memory.edge_store import EdgeEpisodicStore
 from memalign_graph.memory.episodic import point_id
@@ -194,7 +194,6 @@ def test_auto_keeps_a_small_folder_in_local_mode_and_moves_it_past_the_threshold
     with judge(tmp_path, model) as still_local:  # 6 episodes: not past 6
         assert isinstance(still_local.episodic_store, QdrantEpisodicStore)
     monkeypatch.setenv("MEMALIGN_EDGE_THRESHOLD", "5")
-    assert episodic_store_location(tmp_path).endswith("episodes-edge")
     with judge(tmp_path, model) as moved:
         assert isinstance(moved.episodic_store, EdgeEpisodicStore)
         assert not (tmp_path / "episodes").exists() and moved.verify().ok
