@@ -19,6 +19,7 @@ from pathlib import Path
 from benchmarks import (
     alignment,
     batch_throughput,
+    edge,
     incremental,
     judge_overhead,
     kills,
@@ -26,6 +27,7 @@ from benchmarks import (
     round_trips,
     scale,
     startup,
+    vs_mlflow,
 )
 from benchmarks.context import PRESETS, RunContext
 from benchmarks.report import ScenarioResult, machine_info, render_markdown, write_json
@@ -38,6 +40,8 @@ SCENARIOS: dict[str, Callable[[RunContext], ScenarioResult]] = {
     "batch_throughput": batch_throughput.run,
     "judge_overhead": judge_overhead.run,
     "scale": scale.run,
+    "edge": edge.run,
+    "vs-mlflow": vs_mlflow.run,
     "kills": kills.run,
     "startup": startup.run,
 }

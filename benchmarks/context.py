@@ -51,6 +51,15 @@ class Sizes:
     )
     scale_points: int = 100_000
     query_samples: int = 20
+    edge_points: int = 100_000
+    edge_query_samples: int = 200
+    recall_points: int = 10_000
+    recall_queries: int = 200
+    vs_mlflow_n: int = 1000
+    vs_mlflow_small: int = 50
+    vs_mlflow_added: int = 10
+    vs_mlflow_runs: int = 3
+    vs_mlflow_judgments: int = 5
     minilm: bool = True
     startup_runs: int = 5
 
@@ -75,6 +84,12 @@ PRESETS: dict[str, Sizes] = {
         batch_runs=(("batch", 16), ("abatch", 16)),
         scale_points=10_000,
         query_samples=10,
+        edge_points=10_000,
+        edge_query_samples=50,
+        recall_points=2_000,
+        recall_queries=50,
+        vs_mlflow_n=200,
+        vs_mlflow_runs=1,
         kill_trials=4,
         startup_runs=2,
     ),
@@ -97,6 +112,15 @@ PRESETS: dict[str, Sizes] = {
         batch_runs=(("batch", 4), ("abatch", 4)),
         scale_points=300,
         query_samples=2,
+        edge_points=300,
+        edge_query_samples=5,
+        recall_points=0,
+        recall_queries=0,
+        vs_mlflow_n=12,
+        vs_mlflow_small=4,
+        vs_mlflow_added=2,
+        vs_mlflow_runs=1,
+        vs_mlflow_judgments=1,
         minilm=False,
         startup_runs=1,
     ),

@@ -22,9 +22,12 @@ PACKAGES = (
     "langgraph-checkpoint-sqlite",
     "langchain-core",
     "qdrant-client",
+    "qdrant-edge-py",
     "numpy",
     "torch",
     "sentence-transformers",
+    "mlflow",
+    "dspy",
 )
 
 

@@ -81,7 +81,8 @@ _REOPEN_SCRIPT = textwrap.dedent(
 def run(context: RunContext) -> ScenarioResult:
     sizes = context.sizes
     result = ScenarioResult(name="scale", title="Scale: 100k episodes", columns=COLUMNS)
-    result.rows.append(_local(context, result))
+    result.rows.append(local_row(context, result))
+    context.shared["scale_local_row"] = result.rows[0]
     url = context.qdrant_url
     if url:
         result.rows.append(_server(context, url))
@@ -108,7 +109,8 @@ def run(context: RunContext) -> ScenarioResult:
     return result
 
 
-def _local(context: RunContext, result: ScenarioResult) -> dict[str, Any]:
+def local_row(context: RunContext, result: ScenarioResult) -> dict[str, Any]:
+    """The local-mode row: the shared corpus grown to the scale size, reopened in a fresh process."""
     sizes = context.sizes
     corpus = context.corpus()
     corpus.grow_to(sizes.scale_points)

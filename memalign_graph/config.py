@@ -11,6 +11,7 @@
 | semantic memory on Postgres | `MEMALIGN_POSTGRES_URL` | SQLite file in `MEMALIGN_HOME` |
 | Qdrant server | `MEMALIGN_QDRANT_URL`, `MEMALIGN_QDRANT_API_KEY`, `MEMALIGN_QDRANT_GRPC=1` | local `HOME/episodes` |
 | episode layout | `MEMALIGN_QDRANT_LAYOUT` (shared, collection_per_judge), `MEMALIGN_QDRANT_COLLECTION` | per server |
+| local episode engine | `MEMALIGN_EPISODIC_ENGINE` (auto, local, edge), `MEMALIGN_EDGE_THRESHOLD` | auto; 10000 |
 | served namespaces | `MEMALIGN_SERVED_NAMESPACES` (names, patterns, `*` any, `@auth` the user's identity) | `default` |
 | served models | `MEMALIGN_SERVED_MODELS`, `MEMALIGN_SERVED_EMBEDDINGS` (what a run's context may name) | none |
 """
@@ -23,12 +24,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memalign_graph.errors import ConfigurationError
+from memalign_graph.memory.engines import (
+    DEFAULT_EDGE_THRESHOLD,
+    EDGE_FOLDER,
+    ENGINES,
+    LOCAL_FOLDER,
+    Engine,
+    choose_engine,
+    move_local_to_edge,
+)
 
 if TYPE_CHECKING:  # what these settings open is imported when it is opened, so reading settings is cheap
     from langchain_core.embeddings import Embeddings
     from langchain_core.language_models import BaseChatModel
     from langgraph.checkpoint.base import BaseCheckpointSaver
 
+    from memalign_graph.memory.edge_store import EdgeEpisodicStore
     from memalign_graph.memory.qdrant_store import QdrantEpisodicStore
     from memalign_graph.structured_output import StructuredOutput
 
@@ -117,10 +128,12 @@ def open_semantic_checkpointer(
 
 def open_episodic_store(
     *, home: str | Path | None = None, url: str | None = None, api_key: str | None = None
-) -> QdrantEpisodicStore:
-    """Episodes on the Qdrant server configured (argument, then `MEMALIGN_QDRANT_URL`), else local mode
-    under the memory folder. The facade, the command line and the served graphs all open it here, so a
-    LangGraph server started with `MEMALIGN_QDRANT_URL` keeps its episodes on that server too."""
+) -> QdrantEpisodicStore | EdgeEpisodicStore:
+    """Episodes on the Qdrant server configured (argument, then `MEMALIGN_QDRANT_URL`), else under the memory
+    folder on the local engine `MEMALIGN_EPISODIC_ENGINE` chooses (Qdrant local mode, or Qdrant's embedded
+    engine past `MEMALIGN_EDGE_THRESHOLD` episodes: `memalign_graph.memory.engines`). The facade, the command
+    line and the served graphs all open it here, so a LangGraph server started with `MEMALIGN_QDRANT_URL`
+    keeps its episodes on that server too."""
     from memalign_graph.memory.qdrant_store import LAYOUTS, SHARED_COLLECTION, QdrantEpisodicStore
 
     url = url or _env("MEMALIGN_QDRANT_URL") or None
@@ -131,7 +144,13 @@ def open_episodic_store(
             "a server's default) or 'collection_per_judge' (local mode's default), or unset it."
         )
     if url is None:
-        return QdrantEpisodicStore(path=memory_home(home) / "episodes", layout=layout)
+        folder = memory_home(home)
+        if choose_engine(folder, episodic_engine(), edge_threshold()) == "edge":
+            from memalign_graph.memory.edge_store import EdgeEpisodicStore
+
+            move_local_to_edge(folder)
+            return EdgeEpisodicStore(path=folder / EDGE_FOLDER)
+        return QdrantEpisodicStore(path=folder / LOCAL_FOLDER, layout=layout)
     return QdrantEpisodicStore(
         url=url,
         api_key=api_key or _env("MEMALIGN_QDRANT_API_KEY") or None,
@@ -142,8 +161,38 @@ def open_episodic_store(
 
 
 def episodic_store_location(home: str | Path | None = None) -> str:
-    """Where `open_episodic_store` would open episodes now: the Qdrant server's URL or the local folder."""
-    return _env("MEMALIGN_QDRANT_URL") or str((memory_home(home) / "episodes").resolve())
+    """Where `open_episodic_store` would open episodes now: the Qdrant server's URL or the local folder's
+    episodes (a key: which local engine holds them is decided as they are opened, so this asks the disk
+    nothing and is safe on an event loop)."""
+    return _env("MEMALIGN_QDRANT_URL") or str((memory_home(home) / LOCAL_FOLDER).resolve())
+
+
+def episodic_engine() -> Engine:
+    """The local engine for episodes (`MEMALIGN_EPISODIC_ENGINE`): `auto` (default), `local` or `edge`."""
+    chosen = _env("MEMALIGN_EPISODIC_ENGINE").lower() or "auto"
+    for engine in ENGINES:
+        if chosen == engine:
+            return engine
+    raise ConfigurationError(
+        f"MEMALIGN_EPISODIC_ENGINE: {chosen!r} is not an engine; use 'auto' (local mode, moving to Qdrant's "
+        "embedded engine past MEMALIGN_EDGE_THRESHOLD episodes), 'local' or 'edge', or unset it."
+    )
+
+
+def edge_threshold() -> int:
+    """Episodes in local mode past which `auto` moves a memory folder to the embedded engine
+    (`MEMALIGN_EDGE_THRESHOLD`, default 10000)."""
+    raw = _env("MEMALIGN_EDGE_THRESHOLD") or str(DEFAULT_EDGE_THRESHOLD)
+    try:
+        threshold = int(raw.replace("_", "").replace(",", ""))
+    except ValueError:
+        threshold = -1
+    if threshold < 0:
+        raise ConfigurationError(
+            f"MEMALIGN_EDGE_THRESHOLD: {raw!r} is not a number of episodes (0 or more); unset it for "
+            f"{DEFAULT_EDGE_THRESHOLD}."
+        )
+    return threshold
 
 
 def model_timeout() -> float:

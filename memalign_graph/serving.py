@@ -36,7 +36,7 @@ from memalign_graph.config import (
 )
 from memalign_graph.context import DEFAULT_NAMESPACE, FeedbackContext
 from memalign_graph.errors import ConfigurationError, InvalidValueError
-from memalign_graph.memory.qdrant_store import QdrantEpisodicStore
+from memalign_graph.memory.episodic import EpisodicStore
 from memalign_graph.memory.reader import run_checkpointer
 from memalign_graph.resources import Resources
 from memalign_graph.spec import JudgeSpec, check_identifier
@@ -165,7 +165,7 @@ def _spec(judge_json: str) -> JudgeSpec:
 
 
 _shared_lock = threading.Lock()
-_shared_cache: dict[tuple[str | None, ...], tuple[Any, Any, QdrantEpisodicStore]] = {}
+_shared_cache: dict[tuple[str | None, ...], tuple[Any, Any, EpisodicStore]] = {}
 _server_saver: BaseCheckpointSaver[Any] | None = None
 
 

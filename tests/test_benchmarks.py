@@ -120,3 +120,19 @@ def test_startup_times_fresh_processes(results: dict[str, ScenarioResult]) -> No
     rows = {row["what"]: row for row in results["startup"].rows}
     assert {"import memalign_graph", "memalign --help", "memalign align, nothing new"} <= set(rows)
     assert all(row["median_s"] > 0 for row in rows.values())
+
+
+def test_edge_rows_put_both_local_engines_in_one_table(results: dict[str, ScenarioResult]) -> None:
+    optional = {"queried_rss_mb", "search_p95_ms", "index_s", "recall_at_5", "recall_points"}
+    local, edge = _complete(results["edge"], optional)
+    assert local["backend"].startswith("Qdrant local mode") and edge["backend"].startswith("Qdrant embedded")
+    assert edge["points"] == TINY.edge_points and edge["reopen_s"] > 0 and edge["search_ms"] > 0
+    assert [target.met for target in results["edge"].targets][-1] is None  # no MiniLM in the tiny preset
+
+
+def test_vs_mlflow_rows_give_each_ratio(results: dict[str, ScenarioResult]) -> None:
+    pytest.importorskip("mlflow")
+    rows = _complete(results["vs-mlflow"])
+    assert [row["unit"] for row in rows] == ["s"] * 5 + ["tokens", "MB"]
+    assert all(row["mlflow"] > 0 and row["ours"] > 0 and row["ratio"] > 0 for row in rows)
+    assert all(row["ours_no_check"] > 0 for row in rows if row["unit"] == "s")

@@ -51,10 +51,16 @@ def put(store: QdrantEpisodicStore, judge: str, namespace: str, *records: Feedba
     store.upsert(judge, namespace, list(records), texts, EMBED.embed_documents(texts))
 
 
-@pytest.fixture(params=["memory", "disk", "disk-shared", "rest-double", "server"])
+@pytest.fixture(params=["memory", "disk", "disk-shared", "rest-double", "server", "edge"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[QdrantEpisodicStore]:
     """The contract every layout and engine must keep: local mode, the client's HTTP path against the
-    REST double (tests/qdrant_rest.py), and a real Qdrant server when QDRANT_URL is set."""
+    REST double (tests/qdrant_rest.py), a real Qdrant server when QDRANT_URL is set, and Qdrant's embedded
+    engine (the `edge` extra)."""
+    if request.param == "edge":
+        edge_store = pytest.importorskip("memalign_graph.memory.edge_store", reason="the edge extra is not installed")
+        with edge_store.EdgeEpisodicStore(path=tmp_path / "edge") as edge:
+            yield edge  # type: ignore[misc]  # the same protocol, another class
+        return
     if request.param == "rest-double":
         with running_qdrant_rest() as url, QdrantEpisodicStore(url=url) as opened:
             yield opened

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from langgraph.types import Command
 
 from fakes import BagOfWordsEmbeddings, ScriptedChatModel
@@ -55,8 +56,16 @@ def seed(judge: MemAlignJudge) -> None:
     judge.feedback_graph.invoke(Command(resume={"action": "accept"}), config)
 
 
-def test_purge_erases_the_text_everywhere_while_the_judge_stays_open(tmp_path: Path, tone_spec) -> None:
-    """Before: the text stayed in semantic.sqlite-wal, in the review thread, and in the merged guideline."""
+@pytest.mark.parametrize("engine", ["local", "edge"])
+def test_purge_erases_the_text_everywhere_while_the_judge_stays_open(
+    tmp_path: Path, tone_spec, engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: the text stayed in semantic.sqlite-wal, in the review thread, and in the merged guideline.
+    On Qdrant's embedded engine, episodes stay in its segments and write-ahead log until it is rewritten."""
+    if engine == "edge":
+        pytest.importorskip("qdrant_edge", reason="the edge extra is not installed")
+    monkeypatch.setenv("MEMALIGN_EPISODIC_ENGINE", engine)
+    monkeypatch.delenv("MEMALIGN_QDRANT_URL", raising=False)
     with open_judge(tmp_path, tone_spec) as judge:
         seed(judge)
         [merged] = judge.guidelines()

@@ -1,7 +1,8 @@
 """Episodic memory: past examples, above all the judge's mistakes, found again by similarity.
 
 Callers depend on `EpisodicStore` alone (export and import, the command line, the facade); Qdrant is
-the implementation (`memalign_graph.memory.qdrant_store`), and tests may bring any other. Every call
+the implementation (`memalign_graph.memory.qdrant_store`; Qdrant's embedded engine for large local
+memories, `memalign_graph.memory.edge_store`), and tests may bring any other. Every call
 is confined to one judge and namespace: one judge or tenant never sees another's records.
 """
 

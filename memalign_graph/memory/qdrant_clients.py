@@ -77,6 +77,12 @@ def journal_ahead(client: QdrantClient) -> None:
             connection.execute("PRAGMA synchronous=NORMAL")
 
 
+def open_local_paths() -> set[Path]:
+    """The local-mode paths this process has open."""
+    with _local_clients_lock:
+        return set(_local_clients)
+
+
 def release_local(path: Path) -> None:
     with _local_clients_lock:
         shared = _local_clients.get(path)
