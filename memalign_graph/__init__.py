@@ -29,6 +29,7 @@ The public API, one line a name (module: meaning):
     SemanticMemoryReader       memory.reader    the protocol a judging graph reads guidelines through
     EpisodicStore              memory.episodic  EPISODIC MEMORY's protocol: every call confined to one judge
     QdrantEpisodicStore        memory           episodic memory on Qdrant: a local path, in memory, or a server
+    EdgeEpisodicStore          memory.edge_store  episodic memory on Qdrant's embedded engine (large local memories)
     ServedMemory               memory.transfer  a LangGraph server's judge, for export and import
     MemAlignJudge              judge            the facade: stores from configuration, graphs bound to a namespace
     create_memalign_evaluator  evaluators       an aligned judge as a LangSmith / openevals evaluator, in one call
@@ -80,6 +81,7 @@ if TYPE_CHECKING:
     from memalign_graph.feedback_graph import ExpertReview, create_feedback_graph
     from memalign_graph.judge import MemAlignJudge
     from memalign_graph.judging import create_judge_graph
+    from memalign_graph.memory.edge_store import EdgeEpisodicStore
     from memalign_graph.memory.episodic import EpisodicStore
     from memalign_graph.memory.qdrant_store import QdrantEpisodicStore
     from memalign_graph.memory.reader import CheckpointSemanticMemory, SemanticMemoryReader
@@ -96,6 +98,7 @@ _WHERE: dict[str, str] = {
     "CheckpointSemanticMemory": "memalign_graph.memory.reader",
     "ConfigurationError": "memalign_graph.errors",
     "Episode": "memalign_graph.records",
+    "EdgeEpisodicStore": "memalign_graph.memory.edge_store",
     "EpisodicStore": "memalign_graph.memory.episodic",
     "EpisodicStoreError": "memalign_graph.errors",
     "EvaluatorResult": "memalign_graph.evaluator_results",
@@ -140,6 +143,7 @@ __all__ = [
     "Categorical",
     "CheckpointSemanticMemory",
     "ConfigurationError",
+    "EdgeEpisodicStore",
     "Episode",
     "EvaluatorResult",
     "EpisodicStore",
