@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
@@ -16,6 +16,7 @@ from memalign_graph.rendering import CHARS_PER_TOKEN, render_feedback, render_gu
 from memalign_graph.spec import JudgeSpec
 from memalign_graph.structured_output import StructuredCalls
 
+T = TypeVar("T")
 MAX_GUIDELINE_TOKENS = 120
 # A batch teaches a few rules; an answer proposing far more than its feedback items is a model gone astray,
 # and every proposal costs an embedding and maybe a close call.
@@ -131,14 +132,22 @@ def distill_batch(
 ) -> tuple[list[DraftGuideline], list[Dropped]] | BatchFailure:
     """Draft guidelines for one batch and the proposals dropped, or the failure that keeps the batch pending
     after `attempts` tries."""
+    return batch_attempts(
+        lambda: clean_drafts(calls.invoke(DISTILL_SCHEMA, messages).parsed, batch_ids), batch_ids, attempts=attempts
+    )
+
+
+def batch_attempts(step: Callable[[], T], batch_ids: list[str], *, attempts: int, label: str = "") -> T | BatchFailure:
+    """A batch's model step, tried up to `attempts` times with a short backoff; when every try fails, the
+    failure that keeps the batch's feedback pending (any error: it is reported, never turned into memory)."""
     last_error = ""
     for attempt in range(max(1, attempts)):
         if attempt:
             time.sleep(min(0.2 * 2 ** (attempt - 1), 2.0))
         try:
-            return clean_drafts(calls.invoke(DISTILL_SCHEMA, messages).parsed, batch_ids)
+            return step()
         except Exception as error:  # noqa: BLE001 - any failure keeps the batch pending, reported
-            last_error = f"{type(error).__name__}: {error}"
+            last_error = f"{label}{type(error).__name__}: {error}"
     return BatchFailure(feedback_ids=batch_ids, error=last_error)
 
 

@@ -13,12 +13,12 @@ that carries a rationale but no verdict (nothing to hold the guideline to).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
+from memalign_graph.alignment.distill import batch_attempts
 from memalign_graph.errors import InvalidValueError
 from memalign_graph.prompts import (
     DATA_NOTICE,
@@ -139,15 +139,12 @@ def check_evidence(
         return drafts, []
     messages = evidence_messages(spec, drafts, records, checks, field_token_budget=field_token_budget)
     schema = evidence_schema(spec)
-    last_error = ""
-    for attempt in range(max(1, attempts)):
-        if attempt:
-            time.sleep(min(0.2 * 2 ** (attempt - 1), 2.0))
-        try:
-            return refuse_contradicted(spec, drafts, records, checks, calls.invoke(schema, messages).parsed)
-        except Exception as error:  # noqa: BLE001 - any failure keeps the batch pending, reported
-            last_error = f"evidence check: {type(error).__name__}: {error}"
-    return BatchFailure(feedback_ids=batch_ids, error=last_error)
+    return batch_attempts(
+        lambda: refuse_contradicted(spec, drafts, records, checks, calls.invoke(schema, messages).parsed),
+        batch_ids,
+        attempts=attempts,
+        label="evidence check: ",
+    )
 
 
 def _contradicts(spec: JudgeSpec, implied: Any, expert: Any) -> bool:
