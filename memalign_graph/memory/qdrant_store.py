@@ -11,13 +11,14 @@ import hashlib
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
 from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
 from memalign_graph.errors import EpisodicStoreError
+from memalign_graph.memory.blas_threads import model_in_process, one_blas_thread
 from memalign_graph.memory.episodic import episode_from_payload, episode_metadata, point_id, unit_vector
 from memalign_graph.memory.qdrant_clients import (
     AsyncClients,
@@ -102,6 +103,7 @@ class QdrantEpisodicStore:
             self._client = QdrantClient(location=":memory:")
         self._async_client = async_client
         self._async_clients: AsyncClients | None = None
+        self._searches_in_process = not is_server(self._client)
         if async_client is None and is_server(self._client):
             if client is not None:
                 self._location = server_address(client)
@@ -188,9 +190,10 @@ class QdrantEpisodicStore:
             if k <= 0 or not self._collection_exists(name):
                 return []
             self._check_dimension(name, len(vector))
-            hits = self._client.query_points(
-                collection_name=name, query=unit_vector(vector), query_filter=tenant, limit=k, with_payload=True
-            ).points
+            with self._numpy_search():
+                hits = self._client.query_points(
+                    collection_name=name, query=unit_vector(vector), query_filter=tenant, limit=k, with_payload=True
+                ).points
         return [episode_from_payload(hit.payload or {}, hit.score) for hit in hits]
 
     async def asearch(self, judge: str, namespace: str, vector: list[float], k: int) -> list[Episode]:
@@ -218,6 +221,10 @@ class QdrantEpisodicStore:
                 collection_name=name, query=unit_vector(vector), query_filter=tenant, limit=k, with_payload=True
             )
         return [episode_from_payload(hit.payload or {}, hit.score) for hit in response.points]
+
+    def _numpy_search(self) -> AbstractContextManager[None]:
+        """Local mode searches with numpy in this process: on one BLAS thread (see `blas_threads`)."""
+        return one_blas_thread() if self._searches_in_process and model_in_process() else nullcontext()
 
     async def _loop_client(self) -> AsyncQdrantClient:
         if self._async_client is not None:
