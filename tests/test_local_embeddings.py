@@ -45,3 +45,19 @@ def test_judge_retrieves_by_meaning_with_the_default_embedding(minilm, tone_spec
         )
         verdict = judge.judge(inputs="You billed me two times!", outputs="Refund on its way.")
     assert verdict["metadata"]["episode_ids"][0] == "billing"
+
+
+def test_queries_share_passes_and_repeat_from_memory_with_the_vectors_they_get_alone(minilm) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"Ticket {index}: my parcel number {index * 7} never arrived." for index in range(24)]
+    alone = np.array(minilm.embed_documents(texts))
+    passes_before = minilm.passes.passes
+    with ThreadPoolExecutor(8) as pool:
+        together = np.array(list(pool.map(minilm.embed_query, texts)))
+    assert np.allclose(alone, together, atol=1e-5)
+    passes_before = minilm.passes.passes
+    again = minilm.embed_query(texts[0])
+    again[0] = 99.0  # the caller's own copy
+    assert minilm.embed_query(texts[0]) == together[0].tolist()
+    assert minilm.passes.passes == passes_before

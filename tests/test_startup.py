@@ -43,8 +43,8 @@ def test_the_local_embedding_model_loads_on_first_use_and_says_so(monkeypatch, c
     loads: list[int] = []
 
     class Loaded:
-        def embed_query(self, text: str) -> list[float]:
-            return [1.0]
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            return [[1.0] for _ in texts]
 
     def load() -> Loaded:
         local_embeddings.logger.info("loading the embedding model (all-MiniLM-L6-v2, local) ...")
