@@ -84,6 +84,7 @@ def machine_line(info: dict[str, Any]) -> str:
 
 def render_markdown(results: list[ScenarioResult], info: dict[str, Any], *, command: str) -> str:
     lines = [f"`{command}`", "", machine_line(info), ""]
+    lines += render_summary(results)
     for result in results:
         lines += [f"### {result.title}", ""]
         lines += _table(result)
@@ -95,6 +96,23 @@ def render_markdown(results: list[ScenarioResult], info: dict[str, Any], *, comm
             lines.append(f"- {note}")
         lines.append("")
     return "\n".join(lines)
+
+
+def render_summary(results: list[ScenarioResult]) -> list[str]:
+    """Every target of the run in one table, first: what a reader checks before the tables behind it."""
+    targets = [(result, target) for result in results for target in result.targets]
+    if not targets:
+        return []
+    lines = [
+        "### Where the targets stand (this run)",
+        "",
+        "| scenario | target | goal | measured | status |",
+        "|---|---|---|---|---|",
+    ]
+    for result, target in targets:
+        status = {True: "met", False: "NOT met", None: "not measured"}[target.met]
+        lines.append(f"| {result.name} | {target.name} | {target.goal} | {target.measured} | {status} |")
+    return [*lines, ""]
 
 
 def _table(result: ScenarioResult) -> list[str]:

@@ -104,9 +104,16 @@ def test_report_renders_markdown_and_json(results: dict[str, ScenarioResult], tm
     info = machine_info()
     text = render_markdown(list(results.values()), info, command="tiny")
     assert "| N | feedback in memory before | LLM ms |" in text and f"{info['cores']} cores" in text
+    summary = text.split("### Where the targets stand (this run)")[1].split("\n### ")[0]
+    targets = [target for result in results.values() for target in result.targets]
+    assert targets and summary.count("\n| ") == len(targets) + 1  # the header, then a line per target
     write_json(tmp_path / "results.json", list(results.values()), info, command="tiny")
     saved = json.loads((tmp_path / "results.json").read_text())
     assert [scenario["name"] for scenario in saved["scenarios"]] == list(SCENARIOS)
+
+
+def test_minilm_queries_is_skipped_without_the_local_model(results: dict[str, ScenarioResult]) -> None:
+    assert results["minilm_queries"].rows == [] and "Skipped" in results["minilm_queries"].notes[0]
 
 
 def test_fake_consolidation_folds_a_topic_into_its_rule() -> None:
