@@ -4,6 +4,7 @@ python -m benchmarks                      # every scenario at the issue's sizes 
 python -m benchmarks --quick              # smaller sizes, about a minute
 python -m benchmarks --scenario alignment --scenario scale
 python -m benchmarks --qdrant-url http://localhost:6333   # also run `scale` against a server
+python -m benchmarks --readme README.md  # also put the tables into the README, between its two markers
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--qdrant-url", default=os.environ.get("MEMALIGN_QDRANT_URL") or None)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results.json"), help="JSON results")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the tables here")
+    parser.add_argument(
+        "--readme", type=Path, default=None, help="also replace the results between this file's two markers"
+    )
     args = parser.parse_args(argv)
 
     preset = "quick" if args.quick else "full" if args.full else "default"
@@ -87,8 +91,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(markdown)
+    if args.readme:
+        splice_into_readme(args.readme, markdown)
     print(f"JSON written to {args.out}", file=sys.stderr)
     return 0
+
+
+README_START = "<!-- benchmark results: start (python -m benchmarks --readme README.md) -->"
+README_END = "<!-- benchmark results: end -->"
+
+
+def splice_into_readme(readme: Path, markdown: str) -> None:
+    """Put a run's tables between the README's markers, one heading level down (they sit under a section)."""
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        raise SystemExit(f"{readme}: no results markers; add the lines {README_START} and {README_END}.")
+    before, rest = text.split(README_START, 1)
+    after = rest.split(README_END, 1)[1]
+    demoted = "\n".join("#" + line if line.startswith("### ") else line for line in markdown.strip().splitlines())
+    readme.write_text(f"{before}{README_START}\n{demoted}\n{README_END}{after}")
 
 
 if __name__ == "__main__":

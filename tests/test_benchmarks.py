@@ -143,3 +143,18 @@ def test_vs_mlflow_rows_give_each_ratio(results: dict[str, ScenarioResult]) -> N
     assert [row["unit"] for row in rows] == ["s"] * 5 + ["tokens", "MB"]
     assert all(row["mlflow"] > 0 and row["ours"] > 0 and row["ratio"] > 0 for row in rows)
     assert all(row["ours_no_check"] > 0 for row in rows if row["unit"] == "s")
+
+
+def test_a_run_goes_into_the_readme_between_its_markers(tmp_path: Path) -> None:
+    from benchmarks.__main__ import README_END, README_START, splice_into_readme
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\n## Performance\n{README_START}\nold\n{README_END}\n\nWhat is left.\n")
+    splice_into_readme(readme, "`cmd`\n\n### Where the targets stand (this run)\n\n| a |\n")
+    assert readme.read_text() == (
+        f"# Title\n\n## Performance\n{README_START}\n`cmd`\n\n#### Where the targets stand (this run)\n\n| a |\n"
+        f"{README_END}\n\nWhat is left.\n"
+    )
+    readme.write_text("no markers")
+    with pytest.raises(SystemExit, match="no results markers"):
+        splice_into_readme(readme, "x")
