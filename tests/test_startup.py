@@ -75,3 +75,23 @@ def test_an_alignment_with_nothing_new_loads_no_embedding_model(tmp_path, monkey
         assert judge.align(feedback)["unchanged"] == ["f1"]
         judge.guidelines()
     assert not lazy.loaded
+
+
+def test_a_note_goes_above_a_running_progress_bar_not_into_it(capsys) -> None:
+    import logging
+    import re
+    import sys
+
+    from tqdm import tqdm
+
+    from memalign_graph.cli import _notes_and_bars
+
+    with _notes_and_bars(quiet_bars=False):
+        bar = tqdm(total=2, desc="aligning", file=sys.stderr)
+        bar.update(1)
+        logging.getLogger("memalign_graph").info("loading the embedding model (all-MiniLM-L6-v2, local) ...")
+        bar.update(1)
+        bar.close()
+    err = capsys.readouterr().err
+    assert re.search(r"(^|[\r\n])memalign: loading the embedding model \(all-MiniLM-L6-v2, local\) \.\.\.\n", err)
+    assert "]memalign" not in err

@@ -106,7 +106,10 @@ def _run(args: argparse.Namespace) -> int:
 @contextmanager
 def _notes_and_bars(*, quiet_bars: bool) -> Iterator[None]:
     """The library's notes (loading the embedding model, a field cut to its budget) as `memalign: ...`
-    lines; with --no-progress, no progress bar from anyone (ours, transformers', the hub's)."""
+    lines, written above a running progress bar rather than into it; with --no-progress, no progress bar
+    from anyone (ours, transformers', the hub's)."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("memalign: %(message)s"))
     library = logging.getLogger("memalign_graph")
@@ -117,7 +120,8 @@ def _notes_and_bars(*, quiet_bars: bool) -> Iterator[None]:
     if quiet_bars:
         os.environ.update(dict.fromkeys(_BAR_SWITCHES, "1"))
     try:
-        yield
+        with logging_redirect_tqdm(loggers=[library]):
+            yield
     finally:
         library.removeHandler(handler)
         library.setLevel(level)
