@@ -55,12 +55,7 @@ def results_table(result: EvaluationResult) -> str:
     for row in sorted(result.summary, key=lambda row: (variant_order(row["variant"]), row["examples_seen"])):
         extra = "kappa" if second == "test kappa" else "pearson"
         cells = [
-            variant_name(row["variant"]),
-            str(row["examples_seen"]),
-            _with_interval(row, "train_quality"),
-            _with_interval(row, "test_quality"),
-            _with_interval(row, f"test_{extra}"),
-            _regressions(row),
+            *_quality_cells(row, extra),
             f"{row['test_no_verdict'] + row['train_no_verdict']}/{row['test_judged'] + row['train_judged']}",
             _number(row["calls_per_judgment_mean"], 2),
             _number(row["total_tokens_per_judgment_mean"], 0),
@@ -118,6 +113,19 @@ def confusion_matrices_text(result: EvaluationResult) -> str:
     return "\n\n".join(blocks)
 
 
+def _quality_cells(row: dict[str, Any], second: str) -> list[str]:
+    """What both tables begin a row with: the variant, how much it has seen, its quality (train, test and
+    the second measure, with intervals) and what aligning broke and fixed."""
+    return [
+        variant_name(row["variant"]),
+        str(row["examples_seen"]),
+        _with_interval(row, "train_quality"),
+        _with_interval(row, "test_quality"),
+        _with_interval(row, f"test_{second}"),
+        _regressions(row),
+    ]
+
+
 def results_markdown(result: EvaluationResult) -> str:
     """A table for a README or a report: each variant after the last shard, with the references and the
     model, embeddings and library that produced it (every shard is in results.csv)."""
@@ -134,12 +142,7 @@ def results_markdown(result: EvaluationResult) -> str:
     ]
     for row in rows:
         cells = [
-            variant_name(row["variant"]),
-            str(row["examples_seen"]),
-            _with_interval(row, "train_quality"),
-            _with_interval(row, "test_quality"),
-            _with_interval(row, f"test_{second}"),
-            _regressions(row),
+            *_quality_cells(row, second),
             _number(row["total_tokens_per_judgment_mean"], 0),
             _number(row["alignment_tokens_mean"], 0),
         ]

@@ -29,7 +29,7 @@ from qdrant_edge import (
 
 from memalign_graph.errors import EpisodicStoreError
 from memalign_graph.memory import edge_shards
-from memalign_graph.memory.episodic import episode_from_payload, episode_metadata, point_id, unit_vector
+from memalign_graph.memory.episodic import episode_from_payload, episode_points, point_id, unit_vector
 from memalign_graph.records import Episode, FeedbackRecord
 
 # Points written since the last indexing that make the next write build the HNSW index (blocking that write):
@@ -76,16 +76,7 @@ class EdgeEpisodicStore:
     ) -> None:
         if not records:
             return
-        if not len(records) == len(texts) == len(vectors):
-            raise ValueError("upsert: records, texts and vectors must have the same length.")
-        points = [
-            Point(
-                point_id(judge, namespace, record["id"]),
-                unit_vector(vector),
-                {"page_content": text, "metadata": episode_metadata(record, judge, namespace)},
-            )
-            for record, text, vector in zip(records, texts, vectors, strict=True)
-        ]
+        points = [Point(*point) for point in episode_points(judge, namespace, records, texts, vectors)]
         self.write_points(points, dimension=len(vectors[0]))
 
     def write_points(self, points: list[Point], *, dimension: int) -> None:

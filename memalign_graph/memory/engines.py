@@ -119,18 +119,12 @@ def move_local_to_edge(home: Path) -> int:
 
 
 def _copy_points(local: Path, target: Path) -> int:
-    from qdrant_client import QdrantClient
     from qdrant_edge import Point
 
     from memalign_graph.memory.edge_store import DEFAULT_INDEX_AFTER, EdgeEpisodicStore
+    from memalign_graph.memory.qdrant_clients import open_local_client
 
-    try:
-        client = QdrantClient(path=str(local))
-    except RuntimeError as error:
-        raise EpisodicStoreError(
-            f"Cannot open the episodic store at {local}: {error} Another process holds it; stop that process "
-            "before its episodes move to Qdrant's embedded engine."
-        ) from error
+    client = open_local_client(local, "stop that process before its episodes move to Qdrant's embedded engine")
     moved = 0
     store = EdgeEpisodicStore(path=target, index_after=1 << 62)  # indexed once, at the end
     try:

@@ -98,6 +98,26 @@ def episode_metadata(record: FeedbackRecord, judge: str, namespace: str) -> dict
     }
 
 
+def episode_points(
+    judge: str,
+    namespace: str,
+    records: Sequence[FeedbackRecord],
+    texts: Sequence[str],
+    vectors: Sequence[list[float]],
+) -> list[tuple[str, list[float], dict[str, Any]]]:
+    """Each record's point as every engine stores it: (id, unit vector, `{page_content, metadata}` payload)."""
+    if not len(records) == len(texts) == len(vectors):
+        raise ValueError("upsert: records, texts and vectors must have the same length.")
+    return [
+        (
+            point_id(judge, namespace, record["id"]),
+            unit_vector(vector),
+            {"page_content": text, "metadata": episode_metadata(record, judge, namespace)},
+        )
+        for record, text, vector in zip(records, texts, vectors, strict=True)
+    ]
+
+
 def episode_from_payload(payload: dict[str, Any], similarity: float) -> Episode:
     meta = payload.get("metadata", {})
     return Episode(

@@ -43,18 +43,24 @@ def server_address(client: QdrantClient) -> str:
     return str(options.get("url") or options.get("host") or options.get("location") or "localhost")
 
 
+def open_local_client(path: Path, fix: str) -> QdrantClient:
+    """A local-mode client on `path`; a path another process holds is one line that says `fix`."""
+    try:
+        return QdrantClient(path=str(path))
+    except RuntimeError as error:
+        raise EpisodicStoreError(
+            f"Cannot open the episodic store at {path}: {error} Another process holds it; {fix}."
+        ) from error
+
+
 def open_local(path: Path) -> tuple[QdrantClient, threading.Lock]:
     with _local_clients_lock:
         shared = _local_clients.get(path)
         if shared is None:
             path.mkdir(parents=True, exist_ok=True)
-            try:
-                client = QdrantClient(path=str(path))
-            except RuntimeError as error:
-                raise EpisodicStoreError(
-                    f"Cannot open the episodic store at {path}: {error} Another process holds it; "
-                    "stop that process, or give this one its own path (or a Qdrant server URL)."
-                ) from error
+            client = open_local_client(
+                path, "stop that process, or give this one its own path (or a Qdrant server URL)"
+            )
             journal_ahead(client)
             shared = _local_clients[path] = _SharedClient(client=client, write_lock=threading.Lock(), users=0)
         shared.users += 1

@@ -19,7 +19,7 @@ from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
 from memalign_graph.errors import EpisodicStoreError
 from memalign_graph.memory.blas_threads import model_in_process, one_blas_thread
-from memalign_graph.memory.episodic import episode_from_payload, episode_metadata, point_id, unit_vector
+from memalign_graph.memory.episodic import episode_from_payload, episode_points, point_id, unit_vector
 from memalign_graph.memory.qdrant_clients import (
     AsyncClients,
     is_server,
@@ -158,16 +158,10 @@ class QdrantEpisodicStore:
     ) -> None:
         if not records:
             return
-        if not len(records) == len(texts) == len(vectors):
-            raise ValueError("upsert: records, texts and vectors must have the same length.")
         name, _ = self._where(judge, namespace)
         points = [
-            models.PointStruct(
-                id=point_id(judge, namespace, record["id"]),
-                vector=unit_vector(vector),
-                payload={"page_content": text, "metadata": episode_metadata(record, judge, namespace)},
-            )
-            for record, text, vector in zip(records, texts, vectors, strict=True)
+            models.PointStruct(id=id_, vector=vector, payload=payload)
+            for id_, vector, payload in episode_points(judge, namespace, records, texts, vectors)
         ]
         with self._guard(), self._write_lock:
             self._ensure_collection(name, len(vectors[0]))
