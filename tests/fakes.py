@@ -14,7 +14,8 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -25,13 +26,39 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import RunnableLambda
 from pydantic import ConfigDict, PrivateAttr
 
+from memalign_graph import JudgeSpec, MemAlignJudge
 from memalign_graph.fake_model import (  # noqa: F401 - FEEDBACK_PATTERN is re-exported for tests
     FEEDBACK_PATTERN,
+    FakeChatModel,
+    FakeEmbeddings,
     apply_guidelines_literally,
     compare_literally,
     distill_rationales,
     learned_rule,
 )
+from memalign_graph.memory.qdrant_store import QdrantEpisodicStore
+
+
+@contextmanager
+def in_memory_judge(spec: JudgeSpec, model: BaseChatModel | None = None, **options: Any) -> Iterator[MemAlignJudge]:
+    """A judge whose two memories live in this process only (Qdrant in memory, LangGraph's InMemorySaver),
+    on the package's fakes unless a model is given; both memories are closed when the block ends."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    store = QdrantEpisodicStore()
+    try:
+        with MemAlignJudge(
+            spec,
+            model or FakeChatModel(),
+            embeddings=FakeEmbeddings(),
+            episodic_store=store,
+            checkpointer=InMemorySaver(),
+            **options,
+        ) as judge:
+            yield judge
+    finally:
+        store.close()
+
 
 GUIDELINE_PATTERN = re.compile(r"^- \[(gl-[0-9a-f]+)\] (.*)$", re.MULTILINE)
 
@@ -275,8 +302,6 @@ class CountingEmbeddings(BagOfWordsEmbeddings):
 
 
 # -- appended for the evaluation protocol and accounting tests ---------------------------------------
-
-from memalign_graph.fake_model import FakeChatModel  # noqa: E402
 
 
 class MeteredChatModel(FakeChatModel):

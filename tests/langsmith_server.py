@@ -22,9 +22,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from loopback import JsonHandler, serving
 
 TENANT = "00000000-0000-4000-8000-000000000001"
 _FEEDBACK_KEY_FILTER = re.compile(r'^eq\(feedback_key, "([^"]+)"\)$')
@@ -202,7 +203,7 @@ def langsmith_double() -> Iterator[LangSmithDouble]:
     """Serve the double on 127.0.0.1 until the block ends."""
     double = LangSmithDouble()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
             self._handle("GET")
 
@@ -214,24 +215,8 @@ def langsmith_double() -> Iterator[LangSmithDouble]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             body = json.loads(raw) if raw and "json" in (self.headers.get("Content-Type") or "json") else None
-            status, reply = double.answer(method, url.path, parse_qs(url.query), body)
-            data = json.dumps(reply, default=str).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.send_json(*double.answer(method, url.path, parse_qs(url.query), body))
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    double.url = f"http://127.0.0.1:{server.server_port}"
-    try:
+    with serving(Handler) as url:
+        double.url = url
         yield double
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()

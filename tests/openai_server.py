@@ -11,11 +11,11 @@ the prompt itself asks for JSON.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from loopback import JsonHandler, serving
 
 from fakes import (
     BagOfWordsEmbeddings,
@@ -87,20 +87,20 @@ def openai_compatible_server(
     With `status`, every request gets that HTTP error (401: the key refused, as a provider says it)."""
     requests: list[dict[str, Any]] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             requests.append(body)
             if status is not None:
                 error = {"message": "Incorrect API key provided.", "type": "invalid_request_error"}
-                return self._send(status, {"error": error})
+                return self.send_json(status, {"error": error})
             if self.path.rstrip("/").endswith("/embeddings"):
-                return self._send(200, embeddings_reply(body))
+                return self.send_json(200, embeddings_reply(body))
             fmt = request_format(body)
             if fmt in refuse:
                 field = "tools" if fmt == "tools" else "response_format.type"
                 detail = f"1 validation error: body.{field}: Input should be 'text' or 'json_object', got {fmt!r}"
-                return self._send(500, {"error": {"message": detail, "type": "internal_server_error"}})
+                return self.send_json(500, {"error": {"message": detail, "type": "internal_server_error"}})
             answer = json.dumps(policy(request_kind(body), body["messages"]))
             prompt_asks = any("Reply with one JSON object" in str(m.get("content")) for m in body["messages"])
             if ignore_format and not prompt_asks:
@@ -110,7 +110,7 @@ def openai_compatible_server(
                 name = body["tools"][0]["function"]["name"]
                 call = {"id": "call-1", "type": "function", "function": {"name": name, "arguments": answer}}
                 message = {"role": "assistant", "content": None, "tool_calls": [call]}
-            self._send(
+            self.send_json(
                 200,
                 {
                     "id": f"chatcmpl-{len(requests)}",
@@ -122,23 +122,5 @@ def openai_compatible_server(
                 },
             )
 
-        def _send(self, status: int, reply: dict[str, Any]) -> None:
-            data = json.dumps(reply).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/v1", requests
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(Handler) as url:
+        yield f"{url}/v1", requests

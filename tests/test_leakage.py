@@ -13,13 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from langgraph.checkpoint.memory import InMemorySaver
 
+from fakes import in_memory_judge
 from memalign_graph import Categorical, Feedback, InvalidValueError, JudgeContext, JudgeSpec, MemAlignJudge
 from memalign_graph.cli import main
-from memalign_graph.fake_model import FakeChatModel, FakeEmbeddings
 from memalign_graph.judging.leakage import SelfCheck, content_id
-from memalign_graph.memory.qdrant_store import QdrantEpisodicStore
 
 ROOT = Path(__file__).resolve().parent.parent
 HALUEVAL = ROOT / "examples" / "data" / "halueval_sample.jsonl"
@@ -35,14 +33,10 @@ ROWS = [
 
 @pytest.fixture
 def judge() -> Iterator[MemAlignJudge]:
-    store = QdrantEpisodicStore()
-    with MemAlignJudge(
-        SPEC, FakeChatModel(), embeddings=FakeEmbeddings(), episodic_store=store, checkpointer=InMemorySaver()
-    ) as opened:
+    with in_memory_judge(SPEC) as opened:
         # value only: the fake distils rationales into guidelines; these tests are about episodes first
         opened.align([Feedback(id=i, inputs=q, outputs=a, value=v) for i, q, a, v in ROWS])
         yield opened
-    store.close()
 
 
 def test_an_example_in_memory_says_so_by_content_and_by_id(judge: MemAlignJudge) -> None:
@@ -75,10 +69,7 @@ def test_the_same_content_under_another_id_is_excluded_too(judge: MemAlignJudge)
 
 
 def test_exclude_ids_leaves_out_any_record_and_guidelines_only_it_supports() -> None:
-    store = QdrantEpisodicStore()
-    with MemAlignJudge(
-        SPEC, FakeChatModel(), embeddings=FakeEmbeddings(), episodic_store=store, checkpointer=InMemorySaver()
-    ) as judge:
+    with in_memory_judge(SPEC) as judge:
         judge.align([Feedback(id=i, inputs=q, outputs=a, value=v, rationale=f"Rule of {i}.") for i, q, a, v in ROWS])
         assert len(judge.guidelines()) == 3
         verdict = judge.judge(inputs="Who painted the Mona Lisa?", outputs="Leonardo.", exclude_ids=["row-3"])
@@ -87,7 +78,6 @@ def test_exclude_ids_leaves_out_any_record_and_guidelines_only_it_supports() -> 
         shown = {g["id"] for g in judge.guidelines() if g["feedback_ids"] != ["row-3"]}
         assert set(verdict["metadata"]["guideline_ids"]) == shown
         assert verdict["metadata"]["excluded_ids"] == ["row-3"]
-    store.close()
 
 
 def test_batch_and_async_judging_take_the_guard(judge: MemAlignJudge) -> None:
@@ -111,20 +101,11 @@ def test_one_batch_takes_one_exclude_self(judge: MemAlignJudge) -> None:
 
 
 def test_a_run_wide_setting_excludes_self_for_every_judgment() -> None:
-    store = QdrantEpisodicStore()
-    with MemAlignJudge(
-        SPEC,
-        FakeChatModel(),
-        embeddings=FakeEmbeddings(),
-        episodic_store=store,
-        checkpointer=InMemorySaver(),
-        judge_context=JudgeContext(exclude_self=True),
-    ) as judge:
+    with in_memory_judge(SPEC, judge_context=JudgeContext(exclude_self=True)) as judge:
         judge.align([Feedback(id=i, inputs=q, outputs=a, value=v) for i, q, a, v in ROWS])
         verdict = judge.judge(inputs=ROWS[0][1], outputs=ROWS[0][2])
         assert verdict["metadata"]["excluded_ids"] == ["row-1"]
         assert judge.judge(inputs=ROWS[0][1], outputs=ROWS[0][2], exclude_self=False)["metadata"]["excluded_ids"] == []
-    store.close()
 
 
 @pytest.mark.parametrize(

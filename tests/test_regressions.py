@@ -11,12 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from langgraph.checkpoint.memory import InMemorySaver
 
+from fakes import in_memory_judge
 from memalign_graph import Categorical, Feedback, JudgeSpec, MemAlignJudge
 from memalign_graph.cli import main
-from memalign_graph.fake_model import FakeChatModel, FakeEmbeddings
-from memalign_graph.memory.qdrant_store import QdrantEpisodicStore
 from memalign_graph.regressions import compare_verdicts, describe_regressions
 
 SPEC = JudgeSpec(name="halu", instructions="Does it hallucinate?", output=Categorical(labels=("yes", "no")))
@@ -33,12 +31,8 @@ OCEAN = Feedback(id="ocean", inputs="How deep is the ocean?", outputs="About 11 
 
 @pytest.fixture
 def judge() -> Iterator[MemAlignJudge]:
-    store = QdrantEpisodicStore()
-    with MemAlignJudge(
-        SPEC, FakeChatModel(), embeddings=FakeEmbeddings(), episodic_store=store, checkpointer=InMemorySaver()
-    ) as opened:
+    with in_memory_judge(SPEC) as opened:
         yield opened
-    store.close()
 
 
 def test_an_alignment_that_breaks_a_right_verdict_is_reported(judge: MemAlignJudge) -> None:

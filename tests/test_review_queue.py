@@ -13,13 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from langgraph.checkpoint.memory import InMemorySaver
 
-from fakes import ScriptedChatModel
+from fakes import ScriptedChatModel, in_memory_judge
 from memalign_graph import Categorical, Feedback, JudgeSpec, MemAlignJudge, Pairwise, Score
 from memalign_graph.cli import main
-from memalign_graph.fake_model import FakeChatModel, FakeEmbeddings
-from memalign_graph.memory.qdrant_store import QdrantEpisodicStore
 from memalign_graph.review_queue import Candidate, instability_of, memory_effect_of, rank_for_review, teach_score
 
 SPEC = JudgeSpec(name="halu", instructions="Does it hallucinate?", output=Categorical(labels=("yes", "no")))
@@ -43,13 +40,9 @@ HARD = Candidate(id="hard", inputs="Is there water on the moon?", outputs="Yes, 
 
 @pytest.fixture
 def judge() -> Iterator[MemAlignJudge]:
-    store = QdrantEpisodicStore()
-    with MemAlignJudge(
-        SPEC, FakeChatModel(), embeddings=FakeEmbeddings(), episodic_store=store, checkpointer=InMemorySaver()
-    ) as opened:
+    with in_memory_judge(SPEC) as opened:
         opened.align(MEMORY)
         yield opened
-    store.close()
 
 
 def test_a_known_hard_example_ranks_first(judge: MemAlignJudge) -> None:
@@ -72,15 +65,11 @@ def test_examples_memory_holds_are_left_out_and_the_limit_holds(judge: MemAlignJ
 def test_a_pairwise_judge_with_a_position_bias_is_unstable_under_order_swap() -> None:
     spec = JudgeSpec(name="pick", instructions="Which follows the instruction?", output=Pairwise())
     first_always = ScriptedChatModel(judge=lambda system, user: {"rationale": "The first.", "value": "A"})
-    store = QdrantEpisodicStore()
-    with MemAlignJudge(
-        spec, first_always, embeddings=FakeEmbeddings(), episodic_store=store, checkpointer=InMemorySaver()
-    ) as judge:
+    with in_memory_judge(spec, first_always) as judge:
         queue = rank_for_review(judge, [Candidate(id="p", inputs="Say hi.", outputs=["hi", "hello there"])])
     item = queue.items[0]
     assert item["verdicts"] == ["A", "B"]  # 'A' on the swapped pair is response B of the original
     assert item["instability"] == 1.0 and item["novelty"] == 1.0  # empty memory: nothing alike
-    store.close()
 
 
 def test_the_rule_by_hand() -> None:
