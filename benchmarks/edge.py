@@ -48,18 +48,12 @@ COLUMNS = [
     ("recall_points", "recall measured on"),
 ]
 
-_REOPEN_SCRIPT = textwrap.dedent(
+_REOPEN_SCRIPT = scale.RSS_MB_FUNCTION + textwrap.dedent(
     """
     import json, statistics, sys, time
     import numpy as np
     from qdrant_edge import FieldCondition, Filter, MatchValue, Query, QueryRequest, SearchParams
     from memalign_graph.memory.edge_store import EdgeEpisodicStore
-
-    def rss_mb():
-        with open("/proc/self/status") as handle:
-            for line in handle:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
 
     path, judge, namespace, samples = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     before = rss_mb()

@@ -64,28 +64,11 @@ class CallerThreadMiniLM(Embeddings):
         return self.model.embed_query(text)
 
 
-class OneQueryPerPass(Embeddings):
-    """The model's own thread, one query per pass (grouping off)."""
+class ThroughModelThread(Embeddings):
+    """Texts through a model thread's passes, without the local MiniLM's memory of recent query texts."""
 
-    def __init__(self, minilm: LocalMiniLM) -> None:
-        self.groups = QueryGroups(minilm.loaded_model().embed_documents, max_group=1, name="benchmark-ungrouped")
-
-    @property
-    def passes(self) -> int:
-        return self.groups.passes
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.groups.embed_many(texts)
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.groups.embed(text)
-
-
-class GroupedFresh(Embeddings):
-    """The product's path (model thread, grouped queries) without its memory of recent query texts."""
-
-    def __init__(self, minilm: LocalMiniLM) -> None:
-        self.groups = minilm.passes
+    def __init__(self, groups: QueryGroups) -> None:
+        self.groups = groups
 
     @property
     def passes(self) -> int:
@@ -110,8 +93,10 @@ def run(context: RunContext) -> ScenarioResult:
     corpus.grow_to(EPISODES)
     ways: dict[str, Embeddings] = {
         "each judgment's thread runs the model (before)": CallerThreadMiniLM(minilm),
-        "model thread, one query per pass": OneQueryPerPass(minilm),
-        "model thread, waiting queries share a pass (now)": GroupedFresh(minilm),
+        "model thread, one query per pass": ThroughModelThread(
+            QueryGroups(minilm.loaded_model().embed_documents, max_group=1, name="benchmark-ungrouped")
+        ),
+        "model thread, waiting queries share a pass (now)": ThroughModelThread(minilm.passes),
     }
     timings: dict[str, list[tuple[float, int]]] = {way: [] for way in ways}
     store = QdrantEpisodicStore(path=corpus.episodes_path)

@@ -40,18 +40,23 @@ COLUMNS = [
     ("status", "status"),
 ]
 
-_REOPEN_SCRIPT = textwrap.dedent(
+# The resident memory of a measuring subprocess, for the reopen scripts here and in `edge`.
+RSS_MB_FUNCTION = textwrap.dedent(
     """
-    import json, statistics, sys, time
-    import numpy as np
-    from qdrant_client import QdrantClient, models
-
     def rss_mb():
         with open("/proc/self/status") as handle:
             for line in handle:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) / 1024
         return None
+    """
+)
+
+_REOPEN_SCRIPT = RSS_MB_FUNCTION + textwrap.dedent(
+    """
+    import json, statistics, sys, time
+    import numpy as np
+    from qdrant_client import QdrantClient, models
 
     path, collection, judge, samples = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     before = rss_mb()
